@@ -1,0 +1,231 @@
+"""The `bodywork` command: parse arguments, call one function, print, map errors to exit codes.
+
+Environment variables are read here and passed down. Heavy imports (GitPython, the
+Kubernetes client) happen inside the handlers, so `bodywork stage` in a stage pod starts
+in milliseconds. User mistakes print one clear message and never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from bodywork import __version__
+from bodywork.errors import BodyworkError, StageFailed
+
+EXIT_INTERRUPTED = 130  # the shell convention for "ended by Ctrl-C"
+_COLORS = ("36", "33", "35", "32", "34", "91", "96", "93")
+
+
+class StagePrinter:
+    """Prints each line of stage output prefixed by its stage name, like docker compose."""
+
+    def __init__(self, stream: TextIO, names: Sequence[str], color: bool):
+        self.stream = stream
+        self.width = max((len(n) for n in names), default=0)
+        self.colors = {n: _COLORS[i % len(_COLORS)] for i, n in enumerate(names)}
+        self.color = color
+        self._lock = threading.Lock()
+
+    def __call__(self, stage: str, line: str) -> None:
+        prefix = f"{stage:<{self.width}} |"
+        if self.color:
+            prefix = f"\x1b[{self.colors.get(stage, '0')}m{prefix}\x1b[0m"
+        with self._lock:
+            self.stream.write(f"{prefix} {line}\n")
+            self.stream.flush()
+
+
+def default_home(env: dict[str, str]) -> Path:
+    """Where local mode keeps artifacts, venvs and the uv cache between runs."""
+    if env.get("BODYWORK_HOME"):
+        return Path(env["BODYWORK_HOME"])
+    data = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "bodywork"
+
+
+def _setup_logging(args: argparse.Namespace, level: str | None = None) -> None:
+    from bodywork import events
+
+    json = args.log_format == "json" or (args.log_format == "auto" and not sys.stderr.isatty())
+    events.configure_logging(args.log_level or level or "info", json=json)
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _load_plan(args: argparse.Namespace, log):  # noqa: ANN001, ANN202 - local helper
+    import tempfile
+
+    from bodywork import config, gitsource, plan
+
+    source = gitsource.resolve(
+        args.source,
+        args.branch,
+        warn=lambda m: log.warning("uncommitted_changes", detail=m),
+        project_dir=args.project_dir,
+    )
+    log.info(
+        "source_pinned",
+        repo=gitsource.gitfetch.redact(source.repo_url),
+        ref=source.ref,
+        commit=source.commit,
+    )
+    with tempfile.TemporaryDirectory(prefix="bodywork-config-") as tmp:
+        root = gitsource.checkout(source, Path(tmp) / "src")
+        project = config.load_project(root, gitsource.project_fallback_name(source))
+    if args.log_level is None and project.log_level != "info":
+        _setup_logging(args, project.log_level)  # LOG_LEVEL in bodywork.ini, unless overridden
+    for warning in project.warnings:
+        log.warning("config_warning", detail=str(warning))
+    return plan.build_plan(project, source, plan.new_run_id())
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import structlog
+    from bodywork import events, workflow
+    from bodywork.executors.local import LocalExecutor
+
+    _setup_logging(args)
+    log = structlog.get_logger("bodywork")
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # `kill` cleans up like Ctrl-C
+    the_plan = _load_plan(args, log)
+    printer = StagePrinter(sys.stdout, [s.name for s in the_plan.stages], sys.stdout.isatty())
+    executor = LocalExecutor(printer, default_home(dict(os.environ)), os.environ)
+    try:
+        outcome = workflow.run_workflow(the_plan, executor)
+        print(events.format_summary(outcome), flush=True)
+        failed = outcome.failed_result
+        if failed is not None:
+            raise StageFailed(
+                f"stage '{failed.stage}' {failed.status}: {failed.reason}", outcome.results
+            )
+        services = executor.running_services()
+        if not services:
+            return 0
+        for handle in services:
+            print(f"service {handle.stage.name} is ready at {handle.url}", flush=True)
+        print("services keep running; press Ctrl-C to stop them", flush=True)
+        crashed = executor.wait_for_service_exit()
+        if crashed is not None:
+            code = crashed.process.returncode if crashed.process else "?"
+            raise StageFailed(f"service '{crashed.stage.name}' exited with code {code}")
+        return 0
+    except KeyboardInterrupt:
+        print("stopping: ending every stage process", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+    finally:
+        executor.close()
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from bodywork import config, gitsource
+    from bodywork.errors import ConfigError
+
+    def report(project: config.ProjectConfig) -> int:
+        for warning in project.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        stages = sum(len(step) for step in project.dag)
+        print(
+            f"{config.PROJECT_FILE} OK: project '{project.project_name}', "
+            f"{stages} stage(s) in {len(project.dag)} step(s)"
+        )
+        return 0
+
+    try:
+        if gitsource.is_url(args.source):
+            source = gitsource.resolve(
+                args.source, args.branch, warn=lambda m: None, project_dir=args.project_dir
+            )
+            with tempfile.TemporaryDirectory(prefix="bodywork-validate-") as tmp:
+                root = gitsource.checkout(source, Path(tmp) / "src")
+                return report(config.load_project(root, gitsource.project_fallback_name(source)))
+        # A local path is validated as it is on disk, so mistakes show up before a commit.
+        root = Path(args.source) / args.project_dir
+        if not root.is_dir():
+            raise BodyworkError(f"{root} is not a directory")
+        return report(config.load_project(root, root.resolve().name))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            if problem.severity == "warning":
+                print(f"warning: {problem}", file=sys.stderr)
+        raise
+
+
+def cmd_stage(argv: list[str]) -> int:
+    from bodywork_bootstrap.stage import main as stage_main
+
+    return stage_main(argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bodywork",
+        description="Deploy machine-learning projects to Kubernetes straight from Git.",
+    )
+    parser.add_argument("--version", action="version", version=f"bodywork {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_source(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "source", metavar="PATH_OR_URL", help="project path in a git repo, or a git URL"
+        )
+        sub.add_argument(
+            "--branch", "-b", default=None, help="branch, tag or full commit SHA (default: HEAD)"
+        )
+        sub.add_argument(
+            "--project-dir", default="", help="project root inside the repo, if not the repo root"
+        )
+
+    def with_logging(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--log-format",
+            choices=("auto", "console", "json"),
+            default="auto",
+            help="console on a terminal, JSON otherwise (default: auto)",
+        )
+        sub.add_argument(
+            "--log-level",
+            choices=("debug", "info", "warning", "error"),
+            default=None,
+            help="default: LOG_LEVEL from bodywork.ini, else info",
+        )
+
+    run = commands.add_parser("run", help="run a workflow on this machine (no cluster needed)")
+    with_source(run)
+    with_logging(run)
+    run.set_defaults(handler=cmd_run)
+
+    validate = commands.add_parser("validate", help="check a project's configuration")
+    with_source(validate)
+    validate.set_defaults(handler=cmd_validate)
+
+    commands.add_parser("stage", help="run one stage (what every stage pod runs)", add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["stage"]:  # fast path: no argparse tree, no heavy imports
+        return cmd_stage(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except BodyworkError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""What happened in a run: stage results, the run summary, and structlog set-up.
+
+`configure_logging` is called once, by cli.main, never at import time. Events are
+snake_case names with fields (`stage_finished stage=train result=succeeded`), never
+f-strings, and never carry secret values.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+from typing import TextIO
+
+import structlog
+
+SUCCEEDED, FAILED, TIMED_OUT, STOPPED, NOT_RUN = (
+    "succeeded",
+    "failed",
+    "timed out",
+    "stopped",
+    "not run",
+)
+
+
+@dataclass
+class StageResult:
+    stage: str
+    stage_type: str
+    status: str
+    attempts: int = 0
+    seconds: float = 0.0
+    reason: str = ""  # why it did not succeed, in one line a user can act on
+    url: str | None = None  # where a service answers
+    log_tail: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == SUCCEEDED
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    commit: str
+    results: list[StageResult]
+
+    @property
+    def succeeded(self) -> bool:
+        return bool(self.results) and all(r.ok for r in self.results)
+
+    @property
+    def failed_result(self) -> StageResult | None:
+        return next((r for r in self.results if r.status in (FAILED, TIMED_OUT)), None)
+
+
+def format_summary(outcome: RunOutcome) -> str:
+    """A fixed-width table: stage, type, result, attempts, duration, and detail."""
+    rows = [("STAGE", "TYPE", "RESULT", "ATTEMPTS", "DURATION", "DETAIL")]
+    for r in outcome.results:
+        detail = r.url or r.reason
+        seconds = f"{r.seconds:.1f}s" if r.status != NOT_RUN else "-"
+        rows.append((r.stage, r.stage_type, r.status, str(r.attempts), seconds, detail))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[5]
+        for row in rows
+    ]
+    verdict = "succeeded" if outcome.succeeded else "FAILED"
+    header = f"run {outcome.run_id} at {outcome.commit[:12]} {verdict}"
+    return "\n".join([header, *(line.rstrip() for line in lines)])
+
+
+def configure_logging(
+    level: str = "info", json: bool = False, stream: TextIO | None = None
+) -> None:
+    processors: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso" if json else "%H:%M:%S", utc=json),
+    ]
+    if json:
+        processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+    else:
+        processors.append(structlog.dev.ConsoleRenderer(colors=(stream or sys.stderr).isatty()))
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        cache_logger_on_first_use=False,
+    )

@@ -1,0 +1,1 @@
+"""Executors run the stages of a plan: locally as processes, or on Kubernetes."""

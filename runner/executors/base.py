@@ -1,0 +1,39 @@
+"""The one interface between the workflow engine and wherever stages run.
+
+The engine only ever calls these methods; adding the Kubernetes executor beside the local
+one changes nothing in workflow.py. Stage output is pushed to a `LogSink` as it arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from bodywork.events import StageResult
+from bodywork.plan import Plan, StageSpec
+
+LogSink = Callable[[str, str], None]  # (stage name, one line of its output)
+
+
+class StageHandle(Protocol):
+    stage: StageSpec
+
+
+class Executor(Protocol):
+    def prepare(self, plan: Plan) -> None:
+        """Check and create what every stage needs before the first one starts."""
+
+    def start(self, stage: StageSpec) -> StageHandle:
+        """Launch a stage and return at once."""
+
+    def wait(self, handle: StageHandle) -> StageResult:
+        """Block until a batch stage has finished (retries included) or a service is ready."""
+
+    def stop(self, handle: StageHandle) -> None:
+        """Ask a stage to stop; safe to call from another thread and more than once."""
+
+    def rollback(self, handles: Sequence[StageHandle]) -> None:
+        """Undo the services of a failed step so nothing half-deployed keeps running."""
+
+    def close(self) -> None:
+        """Release what the executor holds; local mode stops its processes here."""

@@ -1,0 +1,315 @@
+"""Local executor: every stage is a stage-bootstrap subprocess on this machine.
+
+The same bootstrapper as in a stage pod fetches the pinned commit, prepares the venv and
+runs the module, so local mode differs from the cluster only in where processes live.
+Each stage runs in its own process group so stopping it also stops whatever it spawned,
+and `close()` guarantees no process outlives the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bodywork.errors import BodyworkError
+from bodywork.events import FAILED, STOPPED, SUCCEEDED, TIMED_OUT, StageResult
+from bodywork.executors.base import LogSink
+from bodywork.plan import Plan, StageSpec
+from bodywork_bootstrap import BOOTSTRAP_EXIT_CODES
+
+LOG_TAIL_LINES = 40  # kept per stage for failure reports and the run summary
+STOP_GRACE_SECONDS = 10.0  # SIGTERM first, as Kubernetes does; SIGKILL after this
+READY_POLL_SECONDS = 0.05  # a local connect() is cheap; readiness is seen within 50 ms
+PORT_CHECK_TIMEOUT_SECONDS = 0.2
+
+
+@dataclass
+class LocalHandle:
+    stage: StageSpec
+    workdir: Path
+    process: subprocess.Popen[bytes] | None = None
+    reader: threading.Thread | None = None
+    attempts: int = 0
+    started: float = field(default_factory=time.monotonic)
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_TAIL_LINES))
+    stop_requested: threading.Event = field(default_factory=threading.Event)
+    url: str | None = None
+
+
+def port_in_use(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=PORT_CHECK_TIMEOUT_SECONDS):
+            return True
+    except OSError:
+        return False
+
+
+def _exit_reason(code: int, tail: Sequence[str]) -> str:
+    if code in BOOTSTRAP_EXIT_CODES:
+        said = [ln for ln in tail if ln.startswith("[bodywork]")]
+        detail = said[-1].removeprefix("[bodywork] ") if said else BOOTSTRAP_EXIT_CODES[code]
+        return f"bootstrap failed: {detail}"
+    if code > 128:
+        return f"killed by signal {signal.Signals(code - 128).name}"
+    last = next((ln for ln in reversed(tail) if ln.strip()), "")
+    return f"exited with code {code}" + (f": {last.strip()}" if last else "")
+
+
+class LocalExecutor:
+    def __init__(
+        self,
+        sink: LogSink,
+        home: Path,
+        env: Mapping[str, str],
+        python: str = sys.executable,
+        stop_grace_seconds: float = STOP_GRACE_SECONDS,
+    ):
+        self.sink = sink
+        self.home = home
+        self.env = dict(env)
+        self.python = python
+        self.stop_grace_seconds = stop_grace_seconds
+        self.handles: list[LocalHandle] = []
+        self.run_dir: Path | None = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ Executor protocol
+    def prepare(self, plan: Plan) -> None:
+        ports: dict[int, str] = {}
+        for stage in plan.stages:
+            port = stage.config.port
+            if not stage.config.is_service or port is None:
+                continue
+            if port in ports:
+                raise BodyworkError(
+                    f"services '{ports[port]}' and '{stage.name}' both use PORT {port}: "
+                    "on one machine each needs its own port (change it in config.ini)"
+                )
+            ports[port] = stage.name
+            if port_in_use(port):
+                raise BodyworkError(
+                    f"port {port} for service '{stage.name}' is already in use on this "
+                    f"machine: stop what listens there or change PORT in {stage.name}/config.ini"
+                )
+        self.run_dir = self.home / "runs" / plan.run_id
+        self.artifacts_dir(plan.project).mkdir(parents=True, exist_ok=True)
+
+    def start(self, stage: StageSpec) -> LocalHandle:
+        assert self.run_dir is not None, "prepare() first"
+        handle = LocalHandle(stage=stage, workdir=self.run_dir / stage.name)
+        with self._lock:
+            self.handles.append(handle)
+        self._launch(handle)
+        return handle
+
+    def wait(self, handle: LocalHandle) -> StageResult:  # type: ignore[override]
+        if handle.stage.config.is_service:
+            return self._wait_until_ready(handle)
+        return self._wait_for_batch(handle)
+
+    def stop(self, handle: LocalHandle) -> None:  # type: ignore[override]
+        handle.stop_requested.set()
+        self._terminate(handle)
+
+    def rollback(self, handles: Sequence[LocalHandle]) -> None:  # type: ignore[override]
+        # Locally there is no previous revision to return to: a failed step's services stop.
+        for handle in handles:
+            self.stop(handle)
+
+    def close(self) -> None:
+        for handle in list(self.handles):
+            self.stop(handle)
+        for handle in self.handles:
+            if handle.reader is not None:
+                handle.reader.join(timeout=5)
+        if self.run_dir is not None:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    # ------------------------------------------------------------------ local-only helpers
+    def artifacts_dir(self, project: str) -> Path:
+        return self.home / "projects" / project / "artifacts"
+
+    def running_services(self) -> list[LocalHandle]:
+        return [
+            h
+            for h in self.handles
+            if h.stage.config.is_service and h.process is not None and h.process.poll() is None
+        ]
+
+    def wait_for_service_exit(self, poll_seconds: float = 0.2) -> LocalHandle | None:
+        """Block while services run; return the first that exits on its own (None if none ran)."""
+        while True:
+            services = [h for h in self.handles if h.stage.config.is_service and h.url]
+            if not services:
+                return None
+            for handle in services:
+                if handle.process is not None and handle.process.poll() is not None:
+                    return handle
+            time.sleep(poll_seconds)
+
+    # ------------------------------------------------------------------ internals
+    def _command(self, handle: LocalHandle) -> list[str]:
+        stage, source = handle.stage, handle.stage.source
+        command = [
+            self.python,
+            "-m",
+            "bodywork_bootstrap",
+            "--repo",
+            source.repo_url,
+            "--commit",
+            source.commit,
+            "--stage",
+            stage.name,
+            "--script",
+            stage.config.executable_script,
+            "--project",
+            stage.project,
+            "--run-id",
+            stage.run_id,
+            "--project-dir",
+            source.project_dir,
+            "--workdir",
+            str(handle.workdir / f"attempt-{handle.attempts}"),
+            "--venv-root",
+            str(self.home / "venvs"),
+            "--artifacts-dir",
+            str(self.artifacts_dir(stage.project)),
+        ]
+        if "UV_CACHE_DIR" not in self.env:
+            command += ["--cache-dir", str(self.home / "uv-cache")]
+        return command
+
+    def _launch(self, handle: LocalHandle) -> None:
+        handle.attempts += 1
+        env = {**self.env, **handle.stage.env(), "PYTHONUNBUFFERED": "1"}
+        handle.workdir.mkdir(parents=True, exist_ok=True)
+        process = subprocess.Popen(
+            self._command(handle),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,  # own process group: Ctrl-C is ours to pass on, and
+        )  # stopping the group also stops the stage's children
+        handle.process = process
+        handle.reader = threading.Thread(
+            target=self._pump,
+            args=(handle, process),
+            daemon=True,
+            name=f"log-{handle.stage.name}",
+        )
+        handle.reader.start()
+        if handle.stop_requested.is_set():  # stop() raced with this launch
+            self._terminate(handle)
+
+    def _pump(self, handle: LocalHandle, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        for raw in iter(process.stdout.readline, b""):
+            line = raw.decode(errors="replace").rstrip("\n")
+            handle.tail.append(line)
+            self.sink(handle.stage.name, line)
+        process.stdout.close()
+
+    def _finish_reading(self, handle: LocalHandle) -> None:
+        if handle.reader is not None:
+            handle.reader.join(timeout=5)
+
+    def _result(self, handle: LocalHandle, status: str, reason: str = "") -> StageResult:
+        return StageResult(
+            stage=handle.stage.name,
+            stage_type=handle.stage.config.stage_type,
+            status=status,
+            attempts=handle.attempts,
+            seconds=time.monotonic() - handle.started,
+            reason=reason,
+            url=handle.url,
+            log_tail=list(handle.tail),
+        )
+
+    def _wait_for_batch(self, handle: LocalHandle) -> StageResult:
+        config = handle.stage.config
+        deadline = handle.started + config.max_completion_time_seconds
+        while True:
+            assert handle.process is not None
+            try:
+                code = handle.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self._terminate(handle)
+                self._finish_reading(handle)
+                return self._result(
+                    handle,
+                    TIMED_OUT,
+                    f"timed out after {config.max_completion_time_seconds}s "
+                    "(MAX_COMPLETION_TIME_SECONDS, all attempts)",
+                )
+            self._finish_reading(handle)
+            if handle.stop_requested.is_set():
+                return self._result(handle, STOPPED, "stopped")
+            if code == 0:
+                return self._result(handle, SUCCEEDED)
+            reason = _exit_reason(code, handle.tail)
+            if handle.attempts > config.retries:
+                return self._result(handle, FAILED, reason)
+            self.sink(
+                handle.stage.name,
+                f"[bodywork] attempt {handle.attempts} failed "
+                f"({reason}); retrying ({handle.attempts}/{config.retries} retries used)",
+            )
+            self._launch(handle)
+
+    def _wait_until_ready(self, handle: LocalHandle) -> StageResult:
+        config = handle.stage.config
+        assert config.port is not None and handle.process is not None
+        deadline = handle.started + config.max_startup_time_seconds
+        while time.monotonic() < deadline:
+            if handle.stop_requested.is_set():
+                self._terminate(handle)
+                return self._result(handle, STOPPED, "stopped")
+            code = handle.process.poll()
+            if code is not None:
+                self._finish_reading(handle)
+                return self._result(
+                    handle,
+                    FAILED,
+                    f"{_exit_reason(code, handle.tail)} (before listening on port {config.port})",
+                )
+            if port_in_use(config.port):
+                handle.url = f"http://localhost:{config.port}"
+                return self._result(handle, SUCCEEDED)
+            time.sleep(READY_POLL_SECONDS)
+        self._terminate(handle)
+        self._finish_reading(handle)
+        return self._result(
+            handle,
+            TIMED_OUT,
+            f"not listening on port {config.port} after {config.max_startup_time_seconds}s "
+            "(MAX_STARTUP_TIME_SECONDS)",
+        )
+
+    def _terminate(self, handle: LocalHandle) -> None:
+        process = handle.process
+        if process is None or process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=self.stop_grace_seconds)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        except ProcessLookupError:
+            pass
+        # The stage's own children share its process group; make sure none linger.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)

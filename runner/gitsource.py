@@ -1,0 +1,155 @@
+"""Pin a run to one commit: resolve a path or URL plus a branch/tag/SHA to a full SHA, once.
+
+Everything after resolution (the controller reading config, every stage) uses that SHA, so
+a push during the run, or a service pod restarting next week, never runs other code.
+Local paths run their committed HEAD; uncommitted changes are reported, not silently lost.
+Fetching a commit is the bootstrapper's `gitfetch`, shared so both sides fetch the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import git
+from bodywork.errors import GitSourceError
+from bodywork.plan import Source
+from bodywork_bootstrap import gitfetch
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+_FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
+_SHORT_SHA = re.compile(r"^[0-9a-f]{7,39}$")
+_URL = re.compile(r"^(file|https?|git|ssh)://|^[\w.-]+@[\w.-]+:")
+_TRANSIENT = re.compile(
+    r"could not resolve host|connection (refused|reset|timed out)|timed out|early eof|"
+    r"hung up unexpectedly|temporary failure|http 5\d\d|503|502",
+    re.IGNORECASE,
+)
+LS_REMOTE_ATTEMPTS = 3
+
+
+def is_url(location: str) -> bool:
+    return bool(_URL.match(location))
+
+
+def _git_error_reason(exc: git.GitCommandError) -> str:
+    text = exc.stderr if isinstance(exc.stderr, str) else str(exc)
+    lines = [ln.strip().strip("'") for ln in text.splitlines() if ln.strip()]
+    fatal = [ln for ln in lines if "fatal:" in ln or "error:" in ln]
+    line = (fatal or lines or ["git failed"])[-1]
+    return gitfetch.redact(line.split("fatal:", 1)[-1].strip())
+
+
+def _is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, git.GitCommandError) and bool(_TRANSIENT.search(str(exc.stderr)))
+
+
+@retry(
+    retry=retry_if_exception(_is_transient),
+    stop=stop_after_attempt(LS_REMOTE_ATTEMPTS),
+    wait=wait_exponential_jitter(initial=0.5, max=4),
+    reraise=True,
+)
+def _ls_remote(url: str, ref: str) -> str:
+    runner = git.cmd.Git()
+    with runner.custom_environment(
+        **{k: v for k, v in gitfetch.git_env({}).items() if k.startswith("GIT_")}
+    ):
+        return runner.ls_remote(url, ref)
+
+
+def resolve_remote(url: str, ref: str | None) -> Source:
+    if ref and _FULL_SHA.match(ref):
+        return Source(repo_url=url, commit=ref, ref=ref)
+    if ref and _SHORT_SHA.match(ref):
+        raise GitSourceError(
+            f"'{ref}' looks like a short commit SHA: give all 40 characters for a remote repo"
+        )
+    wanted = ref or "HEAD"
+    try:
+        listing = _ls_remote(url, wanted)
+    except git.GitCommandError as exc:
+        raise GitSourceError(
+            f"cannot read {gitfetch.redact(url)}: {_git_error_reason(exc)}"
+        ) from exc
+    refs: dict[str, str] = {}
+    for line in listing.splitlines():
+        sha, _, name = line.partition("\t")
+        refs[name] = sha
+    for name in (
+        wanted,
+        f"refs/heads/{wanted}",
+        f"refs/tags/{wanted}^{{}}",  # an annotated tag's commit, not the tag object
+        f"refs/tags/{wanted}",
+    ):
+        if name in refs:
+            return Source(repo_url=url, commit=refs[name], ref=wanted)
+    raise GitSourceError(
+        f"no branch or tag '{wanted}' in {gitfetch.redact(url)}: check the name with "
+        f"`git ls-remote {gitfetch.redact(url)}`"
+    )
+
+
+def resolve_local(path: Path, ref: str | None, warn: Callable[[str], None]) -> Source:
+    try:
+        repo = git.Repo(path, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        raise GitSourceError(
+            f"{path} is not inside a git repository: Bodywork runs committed code, so "
+            "`git init && git add -A && git commit -m 'first'` first"
+        ) from None
+    top = Path(repo.working_tree_dir or path).resolve()
+    project_dir = path.resolve().relative_to(top).as_posix()
+    project_dir = "" if project_dir == "." else project_dir
+    try:
+        commit = repo.commit(ref or "HEAD").hexsha
+    except (git.BadName, ValueError):
+        what = f"'{ref}'" if ref else "HEAD"
+        raise GitSourceError(
+            f"{what} is not a commit in {top}" + ("" if ref else ": the repository has no commits")
+        ) from None
+    if ref is None:
+        scope = [project_dir] if project_dir else []
+        changed = repo.git.status("--porcelain", "--", *scope).splitlines()
+        if changed:
+            warn(
+                f"{len(changed)} uncommitted change(s) in {path} are NOT part of this run, "
+                f"which runs the last commit {commit[:12]}: commit them to include them"
+            )
+    return Source(repo_url=top.as_uri(), commit=commit, ref=ref or "HEAD", project_dir=project_dir)
+
+
+def resolve(
+    location: str, ref: str | None, warn: Callable[[str], None], project_dir: str = ""
+) -> Source:
+    """Pin `location` (a path or git URL) at `ref` (default: HEAD) to a full commit SHA."""
+    if is_url(location):
+        source = resolve_remote(location, ref)
+        return Source(source.repo_url, source.commit, source.ref, project_dir.strip("/"))
+    path = Path(location) / project_dir if project_dir else Path(location)
+    if not path.exists():
+        raise GitSourceError(f"{location} does not exist (expected a project path or git URL)")
+    return resolve_local(path, ref, warn)
+
+
+def checkout(source: Source, dest: Path) -> Path:
+    """Check out the pinned commit into `dest`; return the project root inside it."""
+    try:
+        gitfetch.fetch_commit(source.repo_url, source.commit, dest)
+    except gitfetch.FetchError as exc:
+        raise GitSourceError(str(exc)) from exc
+    root = dest / source.project_dir
+    if not root.is_dir():
+        raise GitSourceError(
+            f"'{source.project_dir}' does not exist in the repo at {source.commit[:12]}"
+        )
+    return root
+
+
+def project_fallback_name(source: Source) -> str:
+    """PROJECT_NAME when bodywork.ini does not set it: the project folder or repo name."""
+    if source.project_dir:
+        return Path(source.project_dir).name
+    name = source.repo_url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+    return name.removesuffix(".git") or "project"

@@ -1,0 +1,43 @@
+"""Kubernetes-safe names for projects and stages.
+
+Stage directory names become parts of Kubernetes object names, which must be DNS-1123
+labels: lower-case letters, digits and '-', starting and ending with an alphanumeric, at
+most 63 characters. `k8s_name` maps any reasonable name onto that alphabet; `object_name`
+joins parts and, when the result is too long, truncates and appends a hash of the whole so
+that two long names can never collide. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+MAX_NAME_LENGTH = 63  # DNS-1123 label limit, the tightest Kubernetes applies to our objects
+HASH_LENGTH = 8  # hex chars of sha256 appended when a name is cut: 2**32 makes collisions moot
+_INVALID = re.compile(r"[^a-z0-9-]+")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def k8s_name(text: str) -> str:
+    """Lower-case `text` and replace anything outside [a-z0-9-] with '-'.
+
+    Returns "" when nothing usable is left (e.g. a name made only of symbols or non-ASCII
+    letters); callers report that as a config problem.
+    """
+    name = _INVALID.sub("-", text.lower())
+    name = re.sub(r"-{2,}", "-", name).strip("-")
+    return name
+
+
+def is_dns_label(text: str) -> bool:
+    return len(text) <= MAX_NAME_LENGTH and bool(_DNS_LABEL.match(text))
+
+
+def object_name(*parts: str, max_length: int = MAX_NAME_LENGTH) -> str:
+    """Join name parts with '--' (the original Bodywork's separator) within `max_length`."""
+    full = "--".join(k8s_name(p) for p in parts)
+    if len(full) <= max_length:
+        return full
+    digest = hashlib.sha256(full.encode()).hexdigest()[:HASH_LENGTH]
+    head = full[: max_length - HASH_LENGTH - 1].rstrip("-")
+    return f"{head}-{digest}"

@@ -1,0 +1,90 @@
+"""ProjectConfig + the pinned source + run id → Plan: ordered steps of fully resolved stages.
+
+Planning is pure: everything an executor needs to start a stage (names, commit, resources,
+deadlines, env) is decided here, so the local and Kubernetes executors run the same plan
+and `render` can show it without running anything.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from bodywork import names
+from bodywork.config import ProjectConfig, StageConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where the code comes from: one repo at one commit, for the whole run."""
+
+    repo_url: str
+    commit: str  # full SHA, resolved once at the start of the run
+    ref: str | None = None  # what the user asked for (branch, tag, SHA), for the record
+    project_dir: str = ""  # project root inside the repo; "" = the repo root
+
+
+@dataclass(frozen=True, slots=True)
+class StageSpec:
+    project: str
+    run_id: str
+    source: Source
+    config: StageConfig
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def object_name(self) -> str:
+        """Stable per project and stage: a redeploy updates the same Deployment/Service."""
+        return names.object_name(self.project, self.name)
+
+    def env(self) -> dict[str, str]:
+        """The BODYWORK_* variables every stage sees (artifacts dir is per executor)."""
+        return {
+            "BODYWORK_PROJECT": self.project,
+            "BODYWORK_STAGE": self.name,
+            "BODYWORK_RUN_ID": self.run_id,
+            "BODYWORK_GIT_COMMIT": self.source.commit,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    number: int  # 1-based, as users count steps in the DAG string
+    stages: tuple[StageSpec, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    project: str
+    run_id: str
+    source: Source
+    steps: tuple[Step, ...]
+    docker_image: str | None = None
+
+    @property
+    def stages(self) -> tuple[StageSpec, ...]:
+        return tuple(stage for step in self.steps for stage in step.stages)
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """Sortable by time, unique by a random suffix, and a valid Kubernetes label value."""
+    now = now or datetime.now(timezone.utc)
+    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def build_plan(project: ProjectConfig, source: Source, run_id: str) -> Plan:
+    steps = tuple(
+        Step(
+            number=number,
+            stages=tuple(
+                StageSpec(project.project_name, run_id, source, project.stages[name])
+                for name in step
+            ),
+        )
+        for number, step in enumerate(project.dag, 1)
+    )
+    return Plan(project.project_name, run_id, source, steps, project.docker_image)

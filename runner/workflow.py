@@ -1,0 +1,117 @@
+"""The workflow engine: run a Plan's steps in order through an Executor.
+
+Stages of a step start together and are awaited concurrently. The first failure stops the
+step's other stages, rolls back the step's services and skips every later step. The engine
+knows nothing of processes or pods; that is the executor's business.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+
+import structlog
+from bodywork.events import NOT_RUN, RunOutcome, StageResult
+from bodywork.executors.base import Executor, StageHandle
+from bodywork.plan import Plan, StageSpec, Step
+
+log = structlog.get_logger("bodywork.workflow")
+
+
+def _not_run(stage: StageSpec, reason: str) -> StageResult:
+    return StageResult(stage.name, stage.config.stage_type, NOT_RUN, reason=reason)
+
+
+def _run_step(step: Step, executor: Executor) -> list[StageResult]:
+    handles: list[StageHandle] = []
+    results: dict[str, StageResult] = {}
+    try:
+        for stage in step.stages:
+            handles.append(executor.start(stage))
+            log.info("stage_started", stage=stage.name, type=stage.config.stage_type)
+    except Exception:
+        for handle in handles:
+            executor.stop(handle)
+        raise
+
+    pool = ThreadPoolExecutor(max_workers=len(handles), thread_name_prefix=f"step{step.number}")
+    futures: dict[Future[StageResult], StageHandle] = {
+        pool.submit(executor.wait, handle): handle for handle in handles
+    }
+    pending = set(futures)
+    stopping = False
+    try:
+        while pending:
+            done, pending = wait_futures(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            for future in done:
+                handle = futures[future]
+                result = future.result()
+                results[handle.stage.name] = result
+                log.info(
+                    "stage_finished",
+                    stage=result.stage,
+                    result=result.status,
+                    attempts=result.attempts,
+                    seconds=round(result.seconds, 2),
+                    **({"reason": result.reason} if result.reason else {}),
+                    **({"url": result.url} if result.url else {}),
+                )
+                if not result.ok and not stopping:
+                    stopping = True
+                    for other in pending:
+                        log.info(
+                            "stage_stopping",
+                            stage=futures[other].stage.name,
+                            because=f"{result.stage} {result.status}",
+                        )
+                        executor.stop(futures[other])
+    except BaseException:
+        # Ctrl-C or a bug: stop everything this step started before leaving.
+        for handle in handles:
+            executor.stop(handle)
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    ordered = [results[stage.name] for stage in step.stages]
+    if not all(r.ok for r in ordered):
+        executor.rollback([h for h in handles if h.stage.config.is_service])
+    return ordered
+
+
+def run_workflow(plan: Plan, executor: Executor) -> RunOutcome:
+    """Run every step; return the outcome of every stage (later steps 'not run' on failure)."""
+    outcome = RunOutcome(plan.run_id, plan.source.commit, [])
+    started = time.monotonic()
+    log.info(
+        "run_started",
+        project=plan.project,
+        run_id=plan.run_id,
+        commit=plan.source.commit,
+        steps=len(plan.steps),
+    )
+    executor.prepare(plan)
+    failed_step = None
+    for step in plan.steps:
+        if failed_step is not None:
+            outcome.results += [_not_run(s, f"step {failed_step} failed") for s in step.stages]
+            continue
+        with structlog.contextvars.bound_contextvars(step=step.number):
+            log.info("step_started", stages=[s.name for s in step.stages])
+            step_started = time.monotonic()
+            results = _run_step(step, executor)
+            outcome.results += results
+            ok = all(r.ok for r in results)
+            log.info(
+                "step_finished",
+                result="succeeded" if ok else "failed",
+                seconds=round(time.monotonic() - step_started, 2),
+            )
+        if not ok:
+            failed_step = step.number
+    log.info(
+        "run_finished",
+        result="succeeded" if outcome.succeeded else "failed",
+        seconds=round(time.monotonic() - started, 2),
+    )
+    return outcome

@@ -1,0 +1,5 @@
+import sys
+
+from bodywork_bootstrap.stage import main
+
+sys.exit(main())
