@@ -53,7 +53,7 @@ def default_home(env: dict[str, str]) -> Path:
 def _setup_logging(args: argparse.Namespace, level: str | None = None) -> None:
     from bodywork import events
 
-    json = args.log_format == "json" or (args.log_format == "auto" and not sys.stderr.isatty())
+    json = args.log_format == "json"
     events.configure_logging(args.log_level or level or "info", json=json)
 
 
@@ -191,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--log-format",
             choices=("auto", "console", "json"),
             default="auto",
-            help="console on a terminal, JSON otherwise (default: auto)",
+            help="console (default) or json, one object per line",
         )
         sub.add_argument(
             "--log-level",
