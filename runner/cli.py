@@ -90,7 +90,7 @@ def _load_plan(args: argparse.Namespace, log):  # noqa: ANN001, ANN202 - local h
 
 def cmd_run(args: argparse.Namespace) -> int:
     import structlog
-    from bodywork import events, workflow
+    from bodywork import workflow
     from bodywork.executors.local import LocalExecutor
 
     _setup_logging(args)
@@ -100,13 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     printer = StagePrinter(sys.stdout, [s.name for s in the_plan.stages], sys.stdout.isatty())
     executor = LocalExecutor(printer, default_home(dict(os.environ)), os.environ)
     try:
-        outcome = workflow.run_workflow(the_plan, executor)
-        print(events.format_summary(outcome), flush=True)
-        failed = outcome.failed_result
-        if failed is not None:
-            raise StageFailed(
-                f"stage '{failed.stage}' {failed.status}: {failed.reason}", outcome.results
-            )
+        _report(workflow.run_workflow(the_plan, executor))
         services = executor.running_services()
         if not services:
             return 0
@@ -121,6 +115,78 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("stopping: ending every stage process", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
+    finally:
+        executor.close()
+
+
+def _report(outcome) -> None:  # noqa: ANN001 - events.RunOutcome, imported lazily
+    """Print the run summary; on failure, the failed stage's last lines, then raise."""
+    from bodywork import events
+
+    print(events.format_summary(outcome), flush=True)
+    failed = outcome.failed_result
+    if failed is None:
+        return
+    if failed.log_tail:
+        print(f"--- last lines of {failed.stage} ---", file=sys.stderr)
+        print("\n".join(failed.log_tail[-20:]), file=sys.stderr, flush=True)
+    raise StageFailed(f"stage '{failed.stage}' {failed.status}: {failed.reason}", outcome.results)
+
+
+def _own_image(api, namespace: str) -> str | None:  # noqa: ANN001 - kubernetes ApiClient
+    """In a controller pod, the image it runs (so kustomize image overrides just work)."""
+    from bodywork import kube
+    from kubernetes import client
+
+    pod_name = os.environ.get("POD_NAME")
+    if not pod_name:
+        return None
+    pod = kube.call(
+        f"get pod {pod_name}",
+        namespace,
+        client.CoreV1Api(api).read_namespaced_pod,
+        pod_name,
+        namespace,
+    )
+    return pod.spec.containers[0].image
+
+
+def default_namespace() -> str:
+    from bodywork import kube
+
+    try:
+        return Path(kube.SERVICE_ACCOUNT_FILE).read_text().strip()
+    except OSError:
+        return "default"
+
+
+def cmd_workflow(args: argparse.Namespace) -> int:
+    """The controller: run a workflow in the cluster (in a controller Job or from a laptop)."""
+    import structlog
+    from bodywork import kube, objects, workflow
+    from bodywork.errors import UsageError
+    from bodywork.executors.kubernetes import KubernetesExecutor
+
+    _setup_logging(args)
+    log = structlog.get_logger("bodywork")
+    namespace = args.namespace or default_namespace()
+    api = kube.api_client()
+    image = args.image or os.environ.get("BODYWORK_IMAGE") or _own_image(api, namespace)
+    if not image:
+        raise UsageError("no image for stage pods: pass --image or set BODYWORK_IMAGE")
+    the_plan = _load_plan(args, log)
+    settings = objects.RunSettings(
+        namespace=namespace,
+        image=image,
+        image_pull_policy=args.image_pull_policy,
+        artifacts_size=args.artifacts_size,
+        artifacts_storage_class=args.artifacts_storage_class,
+    )
+    printer = StagePrinter(sys.stdout, [s.name for s in the_plan.stages], sys.stdout.isatty())
+    executor = KubernetesExecutor(api, settings, printer)
+    try:
+        _report(workflow.run_workflow(the_plan, executor))
+        return 0
     finally:
         executor.close()
 
@@ -204,6 +270,33 @@ def build_parser() -> argparse.ArgumentParser:
     with_source(run)
     with_logging(run)
     run.set_defaults(handler=cmd_run)
+
+    flow = commands.add_parser(
+        "workflow", help="run a workflow in Kubernetes (what the controller Job runs)"
+    )
+    with_source(flow)
+    with_logging(flow)
+    flow.add_argument(
+        "--namespace",
+        "-n",
+        default=None,
+        help="default: the controller pod's namespace, else 'default'",
+    )
+    flow.add_argument(
+        "--image",
+        default=None,
+        help="image for stage pods without DOCKER_IMAGE (env BODYWORK_IMAGE)",
+    )
+    flow.add_argument(
+        "--image-pull-policy", default="IfNotPresent", choices=("IfNotPresent", "Always", "Never")
+    )
+    flow.add_argument("--artifacts-size", default="1Gi", help="size of a created artifacts PVC")
+    flow.add_argument(
+        "--artifacts-storage-class",
+        default=None,
+        help="class of a created artifacts PVC (default: the cluster default)",
+    )
+    flow.set_defaults(handler=cmd_workflow)
 
     validate = commands.add_parser("validate", help="check a project's configuration")
     with_source(validate)

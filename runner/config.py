@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import configparser
 import difflib
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -54,6 +55,8 @@ def _float(raw: str) -> float:
         value = float(raw)
     except ValueError:
         raise ValueError(f"must be a number (e.g. 0.5), got '{raw}'") from None
+    if not math.isfinite(value):
+        raise ValueError(f"must be a number (e.g. 0.5), got '{raw}'")
     if not value > 0:
         raise ValueError(f"must be > 0, got {raw}")
     return value
@@ -92,6 +95,7 @@ class Key:
 PROJECT_KEYS = (
     Key("default", "project_name", _text, doc="names every object; defaults to the repo name"),
     Key("default", "docker_image", _text, doc="image for stage pods; default: the controller's"),
+    Key("default", "artifacts_pvc", _text, doc="existing claim for artifacts; default: created"),
     Key("workflow", "dag", _text, required=True, doc='steps of stages, e.g. "train >> serve"'),
     Key("logging", "log_level", _choice("debug", "info", "warning", "error"), "info"),
 )
@@ -154,6 +158,7 @@ class ProjectConfig:
     dag: tuple[tuple[str, ...], ...]
     stages: Mapping[str, StageConfig]
     docker_image: str | None = None
+    artifacts_pvc: str | None = None
     log_level: str = "info"
     warnings: tuple[Problem, ...] = ()
 
@@ -222,7 +227,9 @@ def _read_ini(text: str, file: str, problems: list[Problem]) -> _Ini | None:
         )
         return None
     except configparser.ParsingError as exc:
-        for lineno, line in exc.errors:
+        source_lines = text.split("\n")  # exc.errors holds repr()s; quote the line itself
+        for lineno, _ in exc.errors:
+            line = source_lines[lineno - 1].strip()
             problems.append(
                 Problem(file, f"cannot parse {line!r}: expected KEY = value", line=lineno)
             )
@@ -230,7 +237,7 @@ def _read_ini(text: str, file: str, problems: list[Problem]) -> _Ini | None:
 
     ini = _Ini({}, {}, {})
     current = None
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(text.split("\n"), 1):  # configparser splits on \n only
         stripped = line.strip()
         if stripped.startswith("[") and "]" in stripped:
             current = stripped[1 : stripped.index("]")].strip().lower()
@@ -482,6 +489,7 @@ def parse_project(files: ProjectFiles) -> ProjectConfig:
         dag=steps,
         stages=stages,
         docker_image=project.get("docker_image"),
+        artifacts_pvc=project.get("artifacts_pvc"),
         log_level=project.get("log_level") or "info",
         warnings=tuple(p for p in problems if p.severity == "warning"),
     )

@@ -64,6 +64,7 @@ class Plan:
     source: Source
     steps: tuple[Step, ...]
     docker_image: str | None = None
+    artifacts_pvc: str | None = None
 
     @property
     def stages(self) -> tuple[StageSpec, ...]:
@@ -87,4 +88,11 @@ def build_plan(project: ProjectConfig, source: Source, run_id: str) -> Plan:
         )
         for number, step in enumerate(project.dag, 1)
     )
-    return Plan(project.project_name, run_id, source, steps, project.docker_image)
+    return Plan(
+        project.project_name,
+        run_id,
+        source,
+        steps,
+        docker_image=project.docker_image,
+        artifacts_pvc=project.artifacts_pvc,
+    )

@@ -1,0 +1,319 @@
+"""StageSpec → Kubernetes object bodies (plain dicts): the only place manifests are built.
+
+The Kubernetes executor submits exactly these dicts and `render` prints exactly these
+dicts, so what a reviewer reads is what the cluster gets. Names and labels come from the
+constants here. Pure: no client, no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from bodywork import names
+from bodywork.plan import Plan, StageSpec
+
+Manifest = dict[str, Any]
+
+LABEL_PREFIX = "bodywork.dev"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "bodywork"}
+PROJECT_LABEL = f"{LABEL_PREFIX}/project"
+STAGE_LABEL = f"{LABEL_PREFIX}/stage"
+RUN_LABEL = f"{LABEL_PREFIX}/run-id"
+COMMIT_LABEL = f"{LABEL_PREFIX}/commit"
+ROLE_LABEL = f"{LABEL_PREFIX}/role"
+
+CONTROLLER_SERVICE_ACCOUNT = "bodywork-controller"
+STAGE_SERVICE_ACCOUNT = "bodywork-stage"
+STAGE_UID = 10001  # the image's non-root user (Dockerfile)
+DATA_MOUNT = "/bodywork/data"  # the project's PVC: artifacts, uv cache and venvs
+WORK_MOUNT = "/bodywork/work"  # emptyDir: the checkout at the pinned commit
+TERMINATION_LOG = "/dev/termination-log"
+JOB_TTL_SECONDS = 3600  # finished stage Jobs linger an hour for `kubectl logs`, then go
+PROBE_PERIOD_SECONDS = 2  # startup probe period; failureThreshold stretches it to the limit
+ROLLOUT_GRACE_SECONDS = 30  # progressDeadline beyond MAX_STARTUP_TIME_SECONDS
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """Operator knobs for a cluster run (flags and env, read in cli.py)."""
+
+    namespace: str
+    image: str  # the controller's image; stage pods use it unless DOCKER_IMAGE is set
+    image_pull_policy: str = "IfNotPresent"  # images loaded into kind/k3d/minikube work
+    artifacts_pvc: str | None = None  # an existing claim to use; None = create one
+    artifacts_size: str = "1Gi"
+    artifacts_storage_class: str | None = None  # None = the cluster's default class
+    ingress_class: str = "nginx"
+    job_ttl_seconds: int = JOB_TTL_SECONDS
+
+
+def labels(stage: StageSpec, with_run: bool = True) -> dict[str, str]:
+    found = {
+        **MANAGED_BY,
+        PROJECT_LABEL: stage.project,
+        STAGE_LABEL: names.k8s_name(stage.name),
+        ROLE_LABEL: "stage",
+    }
+    if with_run:
+        found[RUN_LABEL] = stage.run_id
+        found[COMMIT_LABEL] = stage.source.commit
+    return found
+
+
+def selector(stage: StageSpec) -> dict[str, str]:
+    """Qualified by project, so two projects with a same-named stage never share pods."""
+    return {PROJECT_LABEL: stage.project, STAGE_LABEL: names.k8s_name(stage.name)}
+
+
+def job_name(stage: StageSpec) -> str:
+    return names.object_name(stage.project, stage.name, stage.run_id)
+
+
+def artifacts_claim_name(project: str, settings: RunSettings) -> str:
+    return settings.artifacts_pvc or names.object_name(project, "artifacts")
+
+
+def stage_image(plan_image: str | None, settings: RunSettings) -> str:
+    return plan_image or settings.image
+
+
+def _container(stage: StageSpec, image: str, settings: RunSettings) -> Manifest:
+    config, source = stage.config, stage.source
+    args = [
+        "stage",
+        "--repo", source.repo_url,
+        "--commit", source.commit,
+        "--stage", stage.name,
+        "--script", config.executable_script,
+        "--project", stage.project,
+        "--run-id", stage.run_id,
+        "--project-dir", source.project_dir,
+        "--workdir", WORK_MOUNT,
+        "--venv-root", f"{DATA_MOUNT}/venvs",
+        "--cache-dir", f"{DATA_MOUNT}/uv-cache",
+        "--artifacts-dir", f"{DATA_MOUNT}/artifacts",
+        "--termination-log", TERMINATION_LOG,
+    ]  # fmt: skip
+    env = [{"name": k, "value": v} for k, v in stage.env().items()]
+    env += [
+        {"name": "BODYWORK_ARTIFACTS_DIR", "value": f"{DATA_MOUNT}/artifacts"},
+        {"name": "HOME", "value": "/tmp"},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+    ]
+    # A secret's value reaches only the stage's environment; the controller never reads it.
+    env += [
+        {"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": var}}}
+        for var, secret in config.secrets
+    ]
+    resources: Manifest = {
+        "requests": {"cpu": f"{config.cpu_request:g}", "memory": f"{config.memory_request_mb}Mi"}
+    }
+    limits = {}
+    if config.cpu_limit is not None:
+        limits["cpu"] = f"{config.cpu_limit:g}"
+    if config.memory_limit_mb is not None:
+        limits["memory"] = f"{config.memory_limit_mb}Mi"
+    if limits:
+        resources["limits"] = limits
+    container: Manifest = {
+        "name": "stage",
+        "image": image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "args": args,
+        "env": env,
+        "resources": resources,
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [
+            {"name": "data", "mountPath": DATA_MOUNT},
+            {"name": "work", "mountPath": WORK_MOUNT},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    return container
+
+
+def _pod_spec(stage: StageSpec, image: str, settings: RunSettings) -> Manifest:
+    return {
+        "serviceAccountName": STAGE_SERVICE_ACCOUNT,
+        "automountServiceAccountToken": False,  # stage code gets no Kubernetes API rights
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": STAGE_UID,
+            "runAsGroup": STAGE_UID,
+            "fsGroup": STAGE_UID,  # makes the PVC writable for the non-root user
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [_container(stage, image, settings)],
+        "volumes": [
+            {
+                "name": "data",
+                "persistentVolumeClaim": {
+                    "claimName": artifacts_claim_name(stage.project, settings)
+                },
+            },
+            {"name": "work", "emptyDir": {}},
+            {"name": "tmp", "emptyDir": {}},
+        ],
+    }
+
+
+def build_job(stage: StageSpec, image: str, settings: RunSettings) -> Manifest:
+    config = stage.config
+    pod = _pod_spec(stage, image, settings)
+    pod["restartPolicy"] = "Never"  # retries are new pods, counted by backoffLimit
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(stage),
+            "namespace": settings.namespace,
+            "labels": labels(stage),
+        },
+        "spec": {
+            "backoffLimit": config.retries,
+            "activeDeadlineSeconds": config.max_completion_time_seconds,
+            "ttlSecondsAfterFinished": settings.job_ttl_seconds,
+            "template": {"metadata": {"labels": labels(stage)}, "spec": pod},
+        },
+    }
+
+
+def build_deployment(stage: StageSpec, image: str, settings: RunSettings) -> Manifest:
+    config = stage.config
+    assert config.port is not None
+    pod = _pod_spec(stage, image, settings)
+    probe = {"tcpSocket": {"port": config.port}}
+    container = pod["containers"][0]
+    container["ports"] = [{"name": "http", "containerPort": config.port}]
+    # The startup probe covers fetching code and installing requirements, so liveness
+    # never kills a pod that is still installing; readiness gates traffic on PORT.
+    container["startupProbe"] = {
+        **probe,
+        "periodSeconds": PROBE_PERIOD_SECONDS,
+        "failureThreshold": math.ceil(config.max_startup_time_seconds / PROBE_PERIOD_SECONDS),
+    }
+    container["readinessProbe"] = {**probe, "periodSeconds": 5, "failureThreshold": 2}
+    container["livenessProbe"] = {**probe, "periodSeconds": 10, "failureThreshold": 3}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": stage.object_name,
+            "namespace": settings.namespace,
+            "labels": labels(stage),
+        },
+        "spec": {
+            "replicas": config.replicas,
+            "selector": {"matchLabels": selector(stage)},
+            "progressDeadlineSeconds": config.max_startup_time_seconds + ROLLOUT_GRACE_SECONDS,
+            "revisionHistoryLimit": 5,
+            # Old pods keep serving until new ones are ready.
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+            },
+            "template": {"metadata": {"labels": labels(stage)}, "spec": pod},
+        },
+    }
+
+
+def build_service(stage: StageSpec, settings: RunSettings) -> Manifest:
+    port = stage.config.port
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": stage.object_name,
+            "namespace": settings.namespace,
+            "labels": labels(stage, with_run=False),
+        },
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector(stage),
+            "ports": [{"name": "http", "port": port, "targetPort": port, "protocol": "TCP"}],
+        },
+    }
+
+
+def ingress_path(stage: StageSpec, settings: RunSettings) -> str:
+    return f"/{settings.namespace}/{stage.object_name}"
+
+
+def build_ingress(stage: StageSpec, settings: RunSettings) -> Manifest:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {
+            "name": stage.object_name,
+            "namespace": settings.namespace,
+            "labels": labels(stage, with_run=False),
+            "annotations": {"nginx.ingress.kubernetes.io/rewrite-target": "/$2"},
+        },
+        "spec": {
+            "ingressClassName": settings.ingress_class,
+            "rules": [
+                {
+                    "http": {
+                        "paths": [
+                            {
+                                "path": f"{ingress_path(stage, settings)}(/|$)(.*)",
+                                "pathType": "ImplementationSpecific",
+                                "backend": {
+                                    "service": {
+                                        "name": stage.object_name,
+                                        "port": {"number": stage.config.port},
+                                    }
+                                },
+                            }
+                        ]
+                    }
+                }
+            ],
+        },
+    }
+
+
+def build_artifacts_claim(project: str, settings: RunSettings) -> Manifest:
+    spec: Manifest = {
+        # ReadWriteOnce binds everywhere; all of a project's pods must then share a node
+        # (see docs/kubernetes.md). Name an RWX claim in ARTIFACTS_PVC for multi-node.
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": settings.artifacts_size}},
+    }
+    if settings.artifacts_storage_class:
+        spec["storageClassName"] = settings.artifacts_storage_class
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": artifacts_claim_name(project, settings),
+            "namespace": settings.namespace,
+            "labels": {**MANAGED_BY, PROJECT_LABEL: project},
+        },
+        "spec": spec,
+    }
+
+
+def build_stage_objects(plan: Plan, settings: RunSettings) -> list[Manifest]:
+    """Every object a run of `plan` submits, in order (used by render and its tests)."""
+    image = stage_image(plan.docker_image, settings)
+    found: list[Manifest] = []
+    if settings.artifacts_pvc is None:
+        found.append(build_artifacts_claim(plan.project, settings))
+    for stage in plan.stages:
+        if stage.config.is_service:
+            found.append(build_deployment(stage, image, settings))
+            found.append(build_service(stage, settings))
+            if stage.config.ingress:
+                found.append(build_ingress(stage, settings))
+        else:
+            found.append(build_job(stage, image, settings))
+    return found
