@@ -30,7 +30,7 @@ def parse_dag(text: str) -> tuple[tuple[str, ...], ...]:
         problems.append("steps are separated by '>>' (found a lone '>')")
     steps: list[tuple[str, ...]] = []
     seen: set[str] = set()
-    for number, raw_step in enumerate(text.replace(STEP_SEPARATOR, "\0").split("\0"), 1):
+    for number, raw_step in enumerate(text.split(STEP_SEPARATOR), 1):
         stages = [s.strip() for s in raw_step.split(STAGE_SEPARATOR)]
         if all(not s for s in stages):
             problems.append(f"step {number} is empty: remove the extra '>>'")

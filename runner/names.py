@@ -30,7 +30,8 @@ def k8s_name(text: str) -> str:
 
 
 def is_dns_label(text: str) -> bool:
-    return len(text) <= MAX_NAME_LENGTH and bool(_DNS_LABEL.match(text))
+    # fullmatch, not match: the pattern's `$` would also accept a trailing newline
+    return len(text) <= MAX_NAME_LENGTH and bool(_DNS_LABEL.fullmatch(text))
 
 
 def object_name(*parts: str, max_length: int = MAX_NAME_LENGTH) -> str:

@@ -1,0 +1,196 @@
+"""Object bodies: what the Kubernetes executor submits, checked against the real schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+from bodywork import config, names, objects, plan
+
+KUBERNETES_VERSION = "1.37.0"  # validate against current Kubernetes, not just the lab's 1.20
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
+
+
+def stage_config(**overrides: object) -> config.StageConfig:
+    values: dict[str, object] = {
+        "name": "train",
+        "stage_type": "batch",
+        "executable_script": "train.py",
+    }
+    values.update(overrides)
+    return config.StageConfig(**values)  # type: ignore[arg-type]
+
+
+def make_plan(*stages: config.StageConfig, image: str | None = None) -> plan.Plan:
+    project = config.ProjectConfig(
+        project_name="demo",
+        dag=tuple((s.name,) for s in stages),
+        stages={s.name: s for s in stages},
+        docker_image=image,
+    )
+    source = plan.Source("git://host/repo.git", "a" * 40, "main", "")
+    return plan.build_plan(project, source, "20261125-120000-abcd")
+
+
+SETTINGS = objects.RunSettings(namespace="ml", image="bodywork:test")
+SERVICE = stage_config(
+    name="serve",
+    stage_type="service",
+    port=8000,
+    replicas=2,
+    ingress=True,
+    max_startup_time_seconds=90,
+    secrets=(("API_KEY", "model-secrets"),),
+)
+BATCH = stage_config(retries=2, max_completion_time_seconds=600, memory_limit_mb=1024)
+
+
+def validate(body: dict) -> None:
+    kubernetes_validate.validate(body, KUBERNETES_VERSION, strict=True)
+
+
+def test_every_submitted_object_is_valid_for_current_kubernetes() -> None:
+    """Job, Deployment, Service, Ingress and PVC bodies pass strict OpenAPI validation."""
+    bodies = objects.build_stage_objects(make_plan(BATCH, SERVICE), SETTINGS)
+    assert [b["kind"] for b in bodies] == [
+        "PersistentVolumeClaim",
+        "Job",
+        "Deployment",
+        "Service",
+        "Ingress",
+    ]
+    for body in bodies:
+        validate(body)
+
+
+def test_validation_catches_a_misspelt_field() -> None:
+    """The schema check is real: an unknown field fails it."""
+    job = objects.build_job(make_plan(BATCH).stages[0], "img", SETTINGS)
+    job["spec"]["backofLimit"] = 1
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate(job)
+
+
+def test_job_retries_deadline_ttl_and_pinned_commit() -> None:
+    """backoffLimit = RETRIES, deadline = MAX_COMPLETION_TIME_SECONDS, the run's SHA."""
+    the_plan = make_plan(BATCH)
+    job = objects.build_job(the_plan.stages[0], "img", SETTINGS)
+    spec = job["spec"]
+    assert spec["backoffLimit"] == 2
+    assert spec["activeDeadlineSeconds"] == 600
+    assert spec["ttlSecondsAfterFinished"] == objects.JOB_TTL_SECONDS
+    pod = spec["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["serviceAccountName"] == objects.STAGE_SERVICE_ACCOUNT
+    container = pod["containers"][0]
+    assert container["args"][container["args"].index("--commit") + 1] == "a" * 40
+    assert container["resources"] == {
+        "requests": {"cpu": "0.5", "memory": "512Mi"},
+        "limits": {"memory": "1024Mi"},
+    }
+    labels = job["metadata"]["labels"]
+    assert labels[objects.COMMIT_LABEL] == "a" * 40
+    assert labels[objects.RUN_LABEL] == "20261125-120000-abcd"
+    assert labels["app.kubernetes.io/managed-by"] == "bodywork"
+
+
+def test_pods_are_locked_down() -> None:
+    """Non-root, no privilege escalation, no capabilities, read-only root, seccomp."""
+    job = objects.build_job(make_plan(BATCH).stages[0], "img", SETTINGS)
+    pod = job["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    container = pod["containers"][0]["securityContext"]
+    assert container == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def test_secrets_become_secret_key_refs_never_values() -> None:
+    """[secrets] API_KEY=model-secrets → secretKeyRef(name=model-secrets, key=API_KEY)."""
+    deployment = objects.build_deployment(make_plan(SERVICE).stages[0], "img", SETTINGS)
+    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    secret_env = [e for e in env if e["name"] == "API_KEY"]
+    assert secret_env == [
+        {
+            "name": "API_KEY",
+            "valueFrom": {"secretKeyRef": {"name": "model-secrets", "key": "API_KEY"}},
+        }
+    ]
+
+
+def test_service_probes_selector_and_rolling_update() -> None:
+    """Startup probe covers MAX_STARTUP_TIME_SECONDS; old pods stay until new ones are ready."""
+    stage = make_plan(SERVICE).stages[0]
+    deployment = objects.build_deployment(stage, "img", SETTINGS)
+    spec = deployment["spec"]
+    container = spec["template"]["spec"]["containers"][0]
+    startup = container["startupProbe"]
+    assert startup["tcpSocket"] == {"port": 8000}
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 90
+    assert container["readinessProbe"]["tcpSocket"] == {"port": 8000}
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert spec["selector"]["matchLabels"] == {
+        objects.PROJECT_LABEL: "demo",
+        objects.STAGE_LABEL: "serve",
+    }
+    service = objects.build_service(stage, SETTINGS)
+    assert service["spec"]["selector"] == spec["selector"]["matchLabels"]
+    assert service["spec"]["ports"][0]["port"] == service["spec"]["ports"][0]["targetPort"] == 8000
+
+
+def test_two_projects_with_a_same_named_stage_never_share_pods() -> None:
+    """Selectors are qualified by project."""
+    a = make_plan(SERVICE).stages[0]
+    b = plan.StageSpec("other", a.run_id, a.source, a.config)
+    assert objects.selector(a) != objects.selector(b)
+    assert a.object_name != b.object_name
+
+
+def test_long_names_stay_valid_and_distinct() -> None:
+    """Names stay DNS-1123 labels of at most 63 characters and never collide."""
+    long_stage = stage_config(name="stage-" + "x" * 80)
+    other = stage_config(name="stage-" + "x" * 79 + "y")
+    jobs = [objects.job_name(make_plan(s).stages[0]) for s in (long_stage, other)]
+    assert all(names.is_dns_label(j) for j in jobs)
+    assert jobs[0] != jobs[1]
+
+
+def test_docker_image_from_bodywork_ini_wins_over_controller_image() -> None:
+    """DOCKER_IMAGE names the stage image; otherwise the controller's own image is used."""
+    assert objects.stage_image("custom:1", SETTINGS) == "custom:1"
+    assert objects.stage_image(None, SETTINGS) == "bodywork:test"
+
+
+def test_named_artifacts_claim_is_used_not_created() -> None:
+    """ARTIFACTS_PVC set → no PVC object, pods mount that claim."""
+    settings = objects.RunSettings(namespace="ml", image="i", artifacts_pvc="shared-rwx")
+    bodies = objects.build_stage_objects(make_plan(BATCH), settings)
+    assert "PersistentVolumeClaim" not in [b["kind"] for b in bodies]
+    volumes = bodies[0]["spec"]["template"]["spec"]["volumes"]
+    assert volumes[0]["persistentVolumeClaim"]["claimName"] == "shared-rwx"
+
+
+@pytest.mark.parametrize("path", sorted(MANIFESTS.glob("*.yaml")), ids=lambda p: p.name)
+def test_manifests_validate_against_the_kubernetes_schema(path: Path) -> None:
+    """Every shipped manifest is valid for current Kubernetes."""
+    for doc in yaml.safe_load_all(path.read_text()):
+        if doc["kind"] == "Kustomization":
+            listed = {p.name for p in MANIFESTS.glob("*.yaml")}
+            assert set(doc["resources"]) <= listed
+            continue
+        validate(doc)
+
+
+def test_controller_role_has_no_secret_access_and_no_wildcards() -> None:
+    """The controller never reads secrets and every rule is explicit."""
+    role = yaml.safe_load((MANIFESTS / "role.yaml").read_text())
+    assert role["kind"] == "Role"
+    for rule in role["rules"]:
+        assert "secrets" not in rule["resources"]
+        assert "*" not in rule["verbs"] and "*" not in rule["resources"]
