@@ -51,12 +51,12 @@ def _is_transient(exc: BaseException) -> bool:
     wait=wait_exponential_jitter(initial=0.5, max=4),
     reraise=True,
 )
-def _ls_remote(url: str, ref: str) -> str:
+def _ls_remote(url: str, *patterns: str) -> str:
     runner = git.cmd.Git()
     with runner.custom_environment(
         **{k: v for k, v in gitfetch.git_env({}).items() if k.startswith("GIT_")}
     ):
-        return runner.ls_remote(url, ref)
+        return runner.ls_remote(url, *patterns)
 
 
 def resolve_remote(url: str, ref: str | None) -> Source:
@@ -68,7 +68,8 @@ def resolve_remote(url: str, ref: str | None) -> Source:
         )
     wanted = ref or "HEAD"
     try:
-        listing = _ls_remote(url, wanted)
+        # `ls-remote URL v1` omits the peeled `refs/tags/v1^{}` line: ask for it by name.
+        listing = _ls_remote(url, wanted, f"{wanted}^{{}}")
     except git.GitCommandError as exc:
         raise GitSourceError(
             f"cannot read {gitfetch.redact(url)}: {_git_error_reason(exc)}"
@@ -85,6 +86,8 @@ def resolve_remote(url: str, ref: str | None) -> Source:
     ):
         if name in refs:
             return Source(repo_url=url, commit=refs[name], ref=wanted)
+    if wanted == "HEAD":
+        raise GitSourceError(f"{gitfetch.redact(url)} has no default branch (HEAD): pass --branch")
     raise GitSourceError(
         f"no branch or tag '{wanted}' in {gitfetch.redact(url)}: check the name with "
         f"`git ls-remote {gitfetch.redact(url)}`"

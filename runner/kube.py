@@ -120,6 +120,21 @@ def exists(what: str, namespace: str, fn: Callable[..., T], *args: Any, **kwargs
         raise
 
 
+def delete(what: str, namespace: str, fn: Callable[..., Any], name: str, **kwargs: Any) -> bool:
+    """Delete one object; False if it was already gone.
+
+    The response body is not deserialised: API servers answer some deletes with a Status
+    where newer clients expect the object, and we need nothing from it anyway.
+    """
+    try:
+        call(what, namespace, fn, name, namespace, _preload_content=False, **kwargs)
+        return True
+    except ClusterError as exc:
+        if exc.status == 404:
+            return False
+        raise
+
+
 class Changes:
     """A change counter several informers bump, so one waiter can wait on all of them."""
 

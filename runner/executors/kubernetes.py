@@ -157,8 +157,9 @@ class KubernetesExecutor:
                 return self._wait_for_rollout(handle)
             return self._wait_for_job(handle)
         finally:
-            for follower in handle.followers:
-                follower.join(timeout=5)  # let the last lines of a finished pod arrive
+            if not handle.stage.config.is_service:  # services keep streaming while they run
+                for follower in handle.followers:
+                    follower.join(timeout=5)  # let the last lines of a finished pod arrive
 
     def stop(self, handle: KubeHandle) -> None:  # type: ignore[override]
         handle.stop_requested.set()
@@ -209,12 +210,11 @@ class KubernetesExecutor:
         )
         if not created.spec.storage_class_name:
             # No default StorageClass filled it in: the claim would stay Pending forever.
-            kube.call(
+            kube.delete(
                 f"delete persistentvolumeclaim {name}",
                 self.namespace,
                 self.core.delete_namespaced_persistent_volume_claim,
                 name,
-                self.namespace,
             )
             raise ClusterError(
                 f"cannot create artifacts claim '{name}': the cluster has no default "
@@ -300,8 +300,8 @@ class KubernetesExecutor:
                     body,
                 )
         elif existing is not None:  # INGRESS turned off: take the route down
-            kube.call(
-                f"delete ingress {name}", ns, self.networking.delete_namespaced_ingress, name, ns
+            kube.delete(
+                f"delete ingress {name}", ns, self.networking.delete_namespaced_ingress, name
             )
 
     # ------------------------------------------------------------------ waiting
@@ -437,17 +437,15 @@ class KubernetesExecutor:
     # ------------------------------------------------------------------ undo
     def _delete_job(self, handle: KubeHandle) -> None:
         try:
-            kube.call(
+            kube.delete(
                 f"delete job {handle.name}",
                 self.namespace,
                 self.batch.delete_namespaced_job,
                 handle.name,
-                self.namespace,
                 propagation_policy="Background",
-            )
+            )  # its pods go too
         except ClusterError as exc:
-            if exc.status != 404:
-                log.warning("job_not_deleted", job=handle.name, error=str(exc))
+            log.warning("job_not_deleted", job=handle.name, error=str(exc))
 
     def _rollback(self, handle: KubeHandle) -> str:
         """Restore the previous revision, or delete a first deployment; say which."""
@@ -456,13 +454,11 @@ class KubernetesExecutor:
         handle.rolled_back = True
         ns, name = self.namespace, handle.name
         if handle.previous_template is None:
-            kube.call(
-                f"delete deployment {name}", ns, self.apps.delete_namespaced_deployment, name, ns
+            kube.delete(
+                f"delete deployment {name}", ns, self.apps.delete_namespaced_deployment, name
             )
             if handle.created_service:
-                kube.call(
-                    f"delete service {name}", ns, self.core.delete_namespaced_service, name, ns
-                )
+                kube.delete(f"delete service {name}", ns, self.core.delete_namespaced_service, name)
             log.warning(
                 "service_removed",
                 stage=handle.stage.name,

@@ -253,6 +253,7 @@ class LocalExecutor:
                     f"timed out after {config.max_completion_time_seconds}s "
                     "(MAX_COMPLETION_TIME_SECONDS, all attempts)",
                 )
+            self._terminate(handle)  # the stage's leftover children go with it
             self._finish_reading(handle)
             if handle.stop_requested.is_set():
                 return self._result(handle, STOPPED, "stopped")
@@ -278,6 +279,7 @@ class LocalExecutor:
                 return self._result(handle, STOPPED, "stopped")
             code = handle.process.poll()
             if code is not None:
+                self._terminate(handle)
                 self._finish_reading(handle)
                 return self._result(
                     handle,
@@ -299,17 +301,18 @@ class LocalExecutor:
 
     def _terminate(self, handle: LocalHandle) -> None:
         process = handle.process
-        if process is None or process.poll() is not None:
+        if process is None:
             return
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
+        if process.poll() is None:
             try:
+                os.killpg(process.pid, signal.SIGTERM)
                 process.wait(timeout=self.stop_grace_seconds)
             except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        except ProcessLookupError:
-            pass
-        # The stage's own children share its process group; make sure none linger.
-        with contextlib.suppress(ProcessLookupError):
+                pass
+            except ProcessLookupError:
+                pass
+        # Whatever the stage started in the background shares its process group and dies
+        # with it, as it would with the pod; this also closes the output pipe they hold.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

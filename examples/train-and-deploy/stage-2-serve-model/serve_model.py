@@ -33,6 +33,8 @@ def score():
     )
 
 
+PORT = 5000  # must match PORT in config.ini
+
 if __name__ == "__main__":
-    print(f"serving the model on port {os.environ.get('PORT', 5000)}")
-    app.run(host="0.0.0.0", port=5000)
+    print(f"serving the model on port {PORT}")
+    app.run(host="0.0.0.0", port=PORT)

@@ -1,0 +1,223 @@
+"""Workflows on a real Kubernetes cluster: the in-cluster controller Job under the shipped
+Role, retries, rollback that keeps the old version serving, and named fast failures."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import yaml
+
+from tests.conftest import REPO_ROOT
+from tests.e2e.conftest import IMAGE, MANIFESTS, kubectl, run_workflow
+
+EXAMPLE = REPO_ROOT / "examples" / "train-and-deploy"
+
+
+def project_files(dag: str, stages: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """bodywork.ini + one dir per stage: name → (config.ini text, script text)."""
+    files = {"bodywork.ini": f"[default]\nPROJECT_NAME = e2e\n\n[workflow]\nDAG = {dag}\n"}
+    for name, (config_ini, script) in stages.items():
+        files[f"{name}/config.ini"] = config_ini
+        files[f"{name}/requirements.txt"] = ""
+        files[f"{name}/main.py"] = script
+    return files
+
+
+def batch_config(extra: str = "") -> str:
+    return f"[default]\nSTAGE_TYPE = batch\nEXECUTABLE_SCRIPT = main.py\nCPU_REQUEST = 0.1\n{extra}"
+
+
+def service_config(port: int, startup: int, extra: str = "") -> str:
+    return (
+        "[default]\nSTAGE_TYPE = service\nEXECUTABLE_SCRIPT = main.py\nCPU_REQUEST = 0.1\n"
+        f"[service]\nPORT = {port}\nMAX_STARTUP_TIME_SECONDS = {startup}\n{extra}"
+    )
+
+
+def http_server_script(text: str, port: int) -> str:
+    return (
+        "import http.server\n"
+        "class H(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        "        self.send_response(200); self.end_headers()\n"
+        f"        self.wfile.write(b'{text}')\n"
+        f"http.server.HTTPServer(('0.0.0.0', {port}), H).serve_forever()\n"
+    )
+
+
+def summary_row(stdout: str, stage: str) -> list[str]:
+    """The run summary's row for `stage`: [stage, type, result words..., attempts, ...]."""
+    for line in stdout.splitlines():
+        cells = line.split()
+        if cells[:1] == [stage] and cells[1:2] in (["batch"], ["service"]):
+            return cells
+    raise AssertionError(f"no summary row for {stage} in:\n{stdout}")
+
+
+def cluster_ip(namespace: str, service: str) -> str:
+    return kubectl("get", "svc", "-n", namespace, service, "-o", "jsonpath={.spec.clusterIP}")
+
+
+def http_get(url: str, data: bytes | None = None) -> bytes:
+    request = urllib.request.Request(url, data=data, headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.read()
+
+
+def test_example_is_trained_and_served_by_the_in_cluster_controller_job(
+    namespace: str, publish
+) -> None:
+    """manifests/workflow-job.yaml, under the shipped Role only, trains and serves the example."""
+    files = {
+        str(p.relative_to(EXAMPLE)): p.read_text()
+        for p in EXAMPLE.rglob("*")
+        if p.is_file() and p.name != "README.md"
+    }
+    url, sha = publish("example", files)
+    job = yaml.safe_load((MANIFESTS / "workflow-job.yaml").read_text())
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    container["image"] = IMAGE
+    for env in container["env"]:
+        if env["name"] == "BODYWORK_REPO":
+            env["value"] = url
+    name = kubectl("create", "-n", namespace, "-f", "-", "-o", "name", stdin=yaml.safe_dump(job))
+    name = name.strip()
+    waited = kubectl(
+        "wait", "-n", namespace, "--for=condition=complete", name, "--timeout=600s", check=False
+    )
+    logs = kubectl("logs", "-n", namespace, name, check=False)
+    assert "condition met" in waited, logs[-3000:]
+    assert f"at {sha[:12]} succeeded" in logs
+    assert "trained on 120 rows" in logs  # stage output streamed into the controller's log
+
+    ip = cluster_ip(namespace, "train-and-deploy--stage-2-serve-model")
+    body = json.dumps(
+        {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+    ).encode()
+    answer = json.loads(http_get(f"http://{ip}:5000/iris/v1/score", body))
+    assert answer["species_prediction"] == "setosa"
+    assert answer["model_commit"] == sha  # served at exactly the pushed commit
+
+
+def test_failing_batch_stage_is_retried_then_fails_with_its_exit_code(
+    namespace: str, publish
+) -> None:
+    """RETRIES=1 runs a second pod; the run fails naming the exit code; later steps don't run."""
+    script = "import sys\nprint('attempt failing')\nsys.exit(3)\n"
+    files = project_files(
+        "flaky >> after",
+        {
+            "flaky": (batch_config("[batch]\nRETRIES = 1\n"), script),
+            "after": (batch_config(), "print('must not run')\n"),
+        },
+    )
+    url, _ = publish("flaky", files)
+    done = run_workflow(namespace, url)
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert summary_row(done.stdout, "flaky")[2:4] == ["failed", "2"]  # result, attempts
+    assert "exited with code 3" in done.stderr
+    assert "must not run" not in done.stdout
+    assert summary_row(done.stdout, "after")[2:4] == ["not", "run"]
+    assert done.stdout.count("flaky | attempt failing") == 2  # both attempts streamed live
+
+
+def test_rollout_that_never_becomes_ready_rolls_back_and_old_version_keeps_serving(
+    namespace: str, publish
+) -> None:
+    """v2 never listens: the run fails within MAX_STARTUP_TIME_SECONDS and v1 still answers."""
+    port = 8080
+    url, v1_commit = publish(
+        "svc",
+        project_files(
+            "web",
+            {
+                "web": (service_config(port, 60), http_server_script("v1", port)),
+            },
+        ),
+    )
+    first = run_workflow(namespace, url)
+    assert first.returncode == 0, first.stdout + first.stderr
+    ip = cluster_ip(namespace, "e2e--web")
+    assert http_get(f"http://{ip}:{port}/") == b"v1"
+
+    never_ready = "import time\nprint('not listening')\ntime.sleep(3600)\n"
+    publish("svc", {"web/main.py": never_ready, "web/config.ini": service_config(port, 20)})
+    second = run_workflow(namespace, url)
+    assert second.returncode == 5, second.stdout + second.stderr
+    assert "not ready after 20s" in second.stderr
+    assert "rolled back to the previous version" in second.stderr
+    assert http_get(f"http://{ip}:{port}/") == b"v1"
+    deployment = json.loads(kubectl("get", "deploy", "-n", namespace, "e2e--web", "-o", "json"))
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--commit") + 1] == v1_commit  # the template is v1's again
+
+
+def test_first_deployment_that_crashes_is_removed(namespace: str, publish) -> None:
+    """A brand-new service whose process exits fails fast and leaves nothing deployed."""
+    url, _ = publish(
+        "crash",
+        project_files(
+            "web",
+            {
+                "web": (service_config(8080, 120), "raise SystemExit('no model found')\n"),
+            },
+        ),
+    )
+    done = run_workflow(namespace, url)
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert "exited with code 1" in done.stderr
+    assert "removed (it had no previous version)" in done.stderr
+    assert kubectl("get", "deploy,svc", "-n", namespace, "-o", "name").strip() == ""
+
+
+def test_missing_secret_fails_fast_naming_the_secret(namespace: str, publish) -> None:
+    """A [secrets] entry for a Secret that does not exist fails with the kubelet's reason."""
+    url, _ = publish(
+        "secret",
+        project_files(
+            "uses-secret",
+            {
+                "uses-secret": (
+                    batch_config("[secrets]\nAPI_KEY = model-credentials\n"),
+                    "print('ran')\n",
+                ),
+            },
+        ),
+    )
+    done = run_workflow(namespace, url)
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert "CreateContainerConfigError" in done.stderr
+    assert 'secret "model-credentials" not found' in done.stderr
+    assert kubectl("get", "jobs", "-n", namespace, "-o", "name").strip() == ""  # cleaned up
+
+
+def test_unschedulable_stage_fails_fast_with_the_schedulers_reason(namespace: str, publish) -> None:
+    """A CPU request no node has fails with 'Insufficient cpu', not a timeout."""
+    config_ini = batch_config().replace("CPU_REQUEST = 0.1", "CPU_REQUEST = 512")
+    url, _ = publish("huge", project_files("huge", {"huge": (config_ini, "print('ran')\n")}))
+    done = run_workflow(namespace, url)
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert "unschedulable" in done.stderr and "Insufficient cpu" in done.stderr
+
+
+def test_artifacts_written_by_one_stage_are_read_by_the_next(namespace: str, publish) -> None:
+    """BODYWORK_ARTIFACTS_DIR is the project's PVC, shared across stages and pods."""
+    path = "pathlib.Path(os.environ['BODYWORK_ARTIFACTS_DIR'], 'x')"
+    write = f"import os, pathlib\n{path}.write_text(os.environ['BODYWORK_GIT_COMMIT'])\n"
+    read = f"import os, pathlib\nprint('read', {path}.read_text())\n"
+    url, sha = publish(
+        "artifacts",
+        project_files(
+            "write >> read",
+            {
+                "write": (batch_config(), write),
+                "read": (batch_config(), read),
+            },
+        ),
+    )
+    done = run_workflow(namespace, url)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"read {sha}" in done.stdout
+    claims = kubectl("get", "pvc", "-n", namespace, "-o", "name")
+    assert "e2e--artifacts" in claims
