@@ -221,3 +221,38 @@ def test_artifacts_written_by_one_stage_are_read_by_the_next(namespace: str, pub
     assert f"read {sha}" in done.stdout
     claims = kubectl("get", "pvc", "-n", namespace, "-o", "name")
     assert "e2e--artifacts" in claims
+
+
+def test_redeploy_updates_service_port_and_removes_ingress_when_turned_off(
+    namespace: str, publish
+) -> None:
+    """PORT changes reach the Service; INGRESS on creates an Ingress, off deletes it."""
+    url, _ = publish(
+        "web",
+        project_files(
+            "web",
+            {
+                "web": (
+                    service_config(8080, 60, "INGRESS = True\n"),
+                    http_server_script("a", 8080),
+                ),
+            },
+        ),
+    )
+    first = run_workflow(namespace, url)
+    assert first.returncode == 0, first.stdout + first.stderr
+    ingress = json.loads(kubectl("get", "ingress", "-n", namespace, "e2e--web", "-o", "json"))
+    path = ingress["spec"]["rules"][0]["http"]["paths"][0]
+    assert path["path"].startswith(f"/{namespace}/e2e--web")
+    assert path["backend"]["service"] == {"name": "e2e--web", "port": {"number": 8080}}
+    ip = cluster_ip(namespace, "e2e--web")
+
+    publish(
+        "web",
+        {"web/config.ini": service_config(8081, 60), "web/main.py": http_server_script("b", 8081)},
+    )
+    second = run_workflow(namespace, url)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert kubectl("get", "ingress", "-n", namespace, "-o", "name").strip() == ""
+    assert cluster_ip(namespace, "e2e--web") == ip  # same Service, same ClusterIP
+    assert http_get(f"http://{ip}:8081/") == b"b"
