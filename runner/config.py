@@ -97,6 +97,8 @@ PROJECT_KEYS = (
     Key("default", "docker_image", _text, doc="image for stage pods; default: the controller's"),
     Key("default", "artifacts_pvc", _text, doc="existing claim for artifacts; default: created"),
     Key("workflow", "dag", _text, required=True, doc='steps of stages, e.g. "train >> serve"'),
+    Key("workflow", "on_failure", _text, doc="batch stage run when any step fails"),
+    Key("notify", "webhook_url_secret", _text, doc="Secret holding WEBHOOK_URL for summaries"),
     Key("logging", "log_level", _choice("debug", "info", "warning", "error"), "info"),
 )
 
@@ -159,6 +161,8 @@ class ProjectConfig:
     stages: Mapping[str, StageConfig]
     docker_image: str | None = None
     artifacts_pvc: str | None = None
+    on_failure: str | None = None  # a batch stage outside the DAG, run when a step fails
+    webhook_url_secret: str | None = None
     log_level: str = "info"
     warnings: tuple[Problem, ...] = ()
 
@@ -328,7 +332,7 @@ def _parse_project_ini(files: ProjectFiles, problems: list[Problem]) -> dict[str
     ini = _read_ini(files.bodywork_ini, PROJECT_FILE, problems)
     if ini is None:
         return None
-    known_sections = ("default", "workflow", "logging")
+    known_sections = ("default", "workflow", "logging", "notify")
     for section in ini.sections:
         if section not in known_sections:
             problems.append(
@@ -340,6 +344,7 @@ def _parse_project_ini(files: ProjectFiles, problems: list[Problem]) -> dict[str
             )
     values = _parse_keys(ini, PROJECT_FILE, PROJECT_KEYS, set(known_sections), problems)
     values["_dag_line"] = ini.key_lines.get(("workflow", "dag"))
+    values["_on_failure_line"] = ini.key_lines.get(("workflow", "on_failure"))
     return values
 
 
@@ -468,7 +473,12 @@ def parse_project(files: ProjectFiles) -> ProjectConfig:
         parsed = _parse_stage(stage, files.dirs[stage], problems)
         if parsed is not None:
             stages[stage] = parsed
+    on_failure = _parse_on_failure(project, files, in_dag, problems)
+    if on_failure is not None:
+        stages[on_failure.name] = on_failure
     for directory, stage_dir in sorted(files.dirs.items()):
+        if directory == (on_failure.name if on_failure else None):
+            continue
         if stage_dir.config_ini is not None and directory not in in_dag and steps:
             problems.append(
                 Problem(
@@ -490,9 +500,41 @@ def parse_project(files: ProjectFiles) -> ProjectConfig:
         stages=stages,
         docker_image=project.get("docker_image"),
         artifacts_pvc=project.get("artifacts_pvc"),
+        on_failure=on_failure.name if on_failure else None,
+        webhook_url_secret=project.get("webhook_url_secret"),
         log_level=project.get("log_level") or "info",
         warnings=tuple(p for p in problems if p.severity == "warning"),
     )
+
+
+def _parse_on_failure(
+    project: dict[str, Any] | None,
+    files: ProjectFiles,
+    in_dag: list[str],
+    problems: list[Problem],
+) -> StageConfig | None:
+    """[workflow] ON_FAILURE: a batch stage directory that is not also in the DAG."""
+    name = (project or {}).get("on_failure")
+    if not name:
+        return None
+    line = project["_on_failure_line"] if project else None
+
+    def problem(message: str) -> None:
+        problems.append(Problem(PROJECT_FILE, message, key="ON_FAILURE", line=line))
+
+    if name in in_dag:
+        problem(f"'{name}' is in the DAG too: the on-failure stage must run only on failure")
+        return None
+    if name not in files.dirs:
+        close = difflib.get_close_matches(name, list(files.dirs), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        problem(f"stage '{name}' has no directory '{name}/' in the project{hint}")
+        return None
+    parsed = _parse_stage(name, files.dirs[name], problems)
+    if parsed is not None and parsed.is_service:
+        problem(f"'{name}' is a service: the on-failure stage must be a batch stage")
+        return None
+    return parsed
 
 
 def _check_names(project_name: str, stages: list[str]) -> list[Problem]:

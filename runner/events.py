@@ -14,12 +14,13 @@ from typing import TextIO
 
 import structlog
 
-SUCCEEDED, FAILED, TIMED_OUT, STOPPED, NOT_RUN = (
+SUCCEEDED, FAILED, TIMED_OUT, STOPPED, NOT_RUN, SKIPPED = (
     "succeeded",
     "failed",
     "timed out",
     "stopped",
     "not run",
+    "skipped",  # succeeded in the run being resumed, so not run again
 )
 
 
@@ -36,7 +37,7 @@ class StageResult:
 
     @property
     def ok(self) -> bool:
-        return self.status == SUCCEEDED
+        return self.status in (SUCCEEDED, SKIPPED)
 
 
 @dataclass
@@ -44,6 +45,9 @@ class RunOutcome:
     run_id: str
     commit: str
     results: list[StageResult]
+    on_failure: StageResult | None = None  # the on-failure stage's own result, if it ran
+    failed_step: int | None = None
+    seconds: float = 0.0
 
     @property
     def succeeded(self) -> bool:
@@ -57,9 +61,10 @@ class RunOutcome:
 def format_summary(outcome: RunOutcome) -> str:
     """A fixed-width table: stage, type, result, attempts, duration, and detail."""
     rows = [("STAGE", "TYPE", "RESULT", "ATTEMPTS", "DURATION", "DETAIL")]
-    for r in outcome.results:
+    extra = [outcome.on_failure] if outcome.on_failure else []
+    for r in [*outcome.results, *extra]:
         detail = r.url or r.reason
-        seconds = f"{r.seconds:.1f}s" if r.status != NOT_RUN else "-"
+        seconds = f"{r.seconds:.1f}s" if r.status not in (NOT_RUN, SKIPPED) else "-"
         rows.append((r.stage, r.stage_type, r.status, str(r.attempts), seconds, detail))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = [

@@ -48,7 +48,7 @@ def _is_transient(exc: BaseException) -> bool:
 @retry(
     retry=retry_if_exception(_is_transient),
     stop=stop_after_attempt(LS_REMOTE_ATTEMPTS),
-    wait=wait_exponential_jitter(initial=0.5, max=4),
+    wait=wait_exponential_jitter(multiplier=0.5, max=4),
     reraise=True,
 )
 def _ls_remote(url: str, *patterns: str) -> str:

@@ -66,7 +66,7 @@ def is_transient(exc: BaseException) -> bool:
 _retry = tenacity_retry(
     retry=retry_if_exception(is_transient),
     stop=stop_after_delay(RETRY_FOR_SECONDS),
-    wait=wait_exponential_jitter(initial=0.2, max=5),
+    wait=wait_exponential_jitter(multiplier=0.2, max=5),
     reraise=True,
 )
 

@@ -8,7 +8,7 @@ and `render` can show it without running anything.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from bodywork import names
@@ -31,6 +31,7 @@ class StageSpec:
     run_id: str
     source: Source
     config: StageConfig
+    extra_env: tuple[tuple[str, str], ...] = ()  # e.g. the failure, for an on-failure stage
 
     @property
     def name(self) -> str:
@@ -48,6 +49,7 @@ class StageSpec:
             "BODYWORK_STAGE": self.name,
             "BODYWORK_RUN_ID": self.run_id,
             "BODYWORK_GIT_COMMIT": self.source.commit,
+            **dict(self.extra_env),
         }
 
 
@@ -65,6 +67,8 @@ class Plan:
     steps: tuple[Step, ...]
     docker_image: str | None = None
     artifacts_pvc: str | None = None
+    on_failure: StageSpec | None = None  # run when a step fails, with the failure in its env
+    webhook_url_secret: str | None = None
 
     @property
     def stages(self) -> tuple[StageSpec, ...]:
@@ -88,6 +92,11 @@ def build_plan(project: ProjectConfig, source: Source, run_id: str) -> Plan:
         )
         for number, step in enumerate(project.dag, 1)
     )
+    on_failure = (
+        StageSpec(project.project_name, run_id, source, project.stages[project.on_failure])
+        if project.on_failure
+        else None
+    )
     return Plan(
         project.project_name,
         run_id,
@@ -95,4 +104,16 @@ def build_plan(project: ProjectConfig, source: Source, run_id: str) -> Plan:
         steps,
         docker_image=project.docker_image,
         artifacts_pvc=project.artifacts_pvc,
+        on_failure=on_failure,
+        webhook_url_secret=project.webhook_url_secret,
+    )
+
+
+def on_failure_stage(plan: Plan, failed_stage: str, reason: str) -> StageSpec | None:
+    """The plan's on-failure stage, told which stage failed and why."""
+    if plan.on_failure is None:
+        return None
+    return replace(
+        plan.on_failure,
+        extra_env=(("BODYWORK_FAILED_STAGE", failed_stage), ("BODYWORK_FAILURE_REASON", reason)),
     )

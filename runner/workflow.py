@@ -8,13 +8,15 @@ knows nothing of processes or pods; that is the executor's business.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 
 import structlog
-from bodywork.events import NOT_RUN, RunOutcome, StageResult
+from bodywork.errors import BodyworkError
+from bodywork.events import FAILED, NOT_RUN, SKIPPED, RunOutcome, StageResult
 from bodywork.executors.base import Executor, StageHandle
-from bodywork.plan import Plan, StageSpec, Step
+from bodywork.plan import Plan, StageSpec, Step, on_failure_stage
 
 log = structlog.get_logger("bodywork.workflow")
 
@@ -79,8 +81,31 @@ def _run_step(step: Step, executor: Executor) -> list[StageResult]:
     return ordered
 
 
-def run_workflow(plan: Plan, executor: Executor) -> RunOutcome:
-    """Run every step; return the outcome of every stage (later steps 'not run' on failure)."""
+def _run_on_failure(plan: Plan, executor: Executor, failed: StageResult) -> StageResult | None:
+    stage = on_failure_stage(plan, failed.stage, f"{failed.status}: {failed.reason}")
+    if stage is None:
+        return None
+    log.info("on_failure_started", stage=stage.name, failed_stage=failed.stage)
+    try:
+        result = executor.wait(executor.start(stage))
+    except BodyworkError as exc:  # it must never hide the failure it reports on
+        result = StageResult(stage.name, "batch", FAILED, reason=str(exc))
+    result.stage_type = "on-failure"
+    log.info("on_failure_finished", stage=stage.name, result=result.status)
+    return result
+
+
+def run_workflow(
+    plan: Plan,
+    executor: Executor,
+    skip_steps: int = 0,
+    on_progress: Callable[[RunOutcome], None] | None = None,
+) -> RunOutcome:
+    """Run every step; return the outcome of every stage (later steps 'not run' on failure).
+
+    `skip_steps` resumes a failed run: steps up to it succeeded before and are not rerun.
+    `on_progress` sees the outcome after every step (the run record is written from it).
+    """
     outcome = RunOutcome(plan.run_id, plan.source.commit, [])
     started = time.monotonic()
     log.info(
@@ -91,10 +116,17 @@ def run_workflow(plan: Plan, executor: Executor) -> RunOutcome:
         steps=len(plan.steps),
     )
     executor.prepare(plan)
-    failed_step = None
     for step in plan.steps:
-        if failed_step is not None:
-            outcome.results += [_not_run(s, f"step {failed_step} failed") for s in step.stages]
+        if step.number <= skip_steps:
+            outcome.results += [
+                StageResult(s.name, s.config.stage_type, SKIPPED, reason="succeeded before")
+                for s in step.stages
+            ]
+            continue
+        if outcome.failed_step is not None:
+            outcome.results += [
+                _not_run(s, f"step {outcome.failed_step} failed") for s in step.stages
+            ]
             continue
         with structlog.contextvars.bound_contextvars(step=step.number):
             log.info("step_started", stages=[s.name for s in step.stages])
@@ -108,10 +140,17 @@ def run_workflow(plan: Plan, executor: Executor) -> RunOutcome:
                 seconds=round(time.monotonic() - step_started, 2),
             )
         if not ok:
-            failed_step = step.number
+            outcome.failed_step = step.number
+        outcome.seconds = time.monotonic() - started
+        if on_progress is not None:
+            on_progress(outcome)
+    failed = outcome.failed_result
+    if failed is not None:
+        outcome.on_failure = _run_on_failure(plan, executor, failed)
+    outcome.seconds = time.monotonic() - started
     log.info(
         "run_finished",
         result="succeeded" if outcome.succeeded else "failed",
-        seconds=round(time.monotonic() - started, 2),
+        seconds=round(outcome.seconds, 2),
     )
     return outcome

@@ -60,8 +60,13 @@ def _exit_reason(code: int, tail: Sequence[str]) -> str:
         said = [ln for ln in tail if ln.startswith("[bodywork]")]
         detail = said[-1].removeprefix("[bodywork] ") if said else BOOTSTRAP_EXIT_CODES[code]
         return f"bootstrap failed: {detail}"
+    if code < 0:  # the bootstrapper itself was killed
+        code = 128 - code
     if code > 128:
-        return f"killed by signal {signal.Signals(code - 128).name}"
+        try:
+            return f"killed by signal {signal.Signals(code - 128).name}"
+        except ValueError:
+            return f"exited with code {code}"
     last = next((ln for ln in reversed(tail) if ln.strip()), "")
     return f"exited with code {code}" + (f": {last.strip()}" if last else "")
 

@@ -60,14 +60,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_child(command: list[str], cwd: Path, env: dict[str, str]) -> int:
     """Run the stage's module, forwarding termination signals; return its exit status."""
-    child = subprocess.Popen(command, cwd=cwd, env=env)
+    received: list[int] = []
+    child: subprocess.Popen[bytes] | None = None
 
     def forward(signum: int, _frame: object) -> None:
-        if child.poll() is None:
+        received.append(signum)
+        if child is not None and child.poll() is None:
             child.send_signal(signum)
 
+    # Handlers go in before the child starts, so a signal in between is not lost.
     previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
     try:
+        child = subprocess.Popen(command, cwd=cwd, env=env)
+        for signum in received:  # arrived while the child was being started
+            child.send_signal(signum)
         code = child.wait()
     finally:
         for sig, handler in previous.items():
