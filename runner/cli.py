@@ -61,46 +61,31 @@ def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _load_plan(args: argparse.Namespace, log):  # noqa: ANN001, ANN202 - local helper
-    import tempfile
+def _load_plan(args: argparse.Namespace, run_id: str | None = None):  # noqa: ANN202
+    from bodywork import controller
 
-    from bodywork import config, gitsource, plan
+    def apply_log_level(project) -> None:  # noqa: ANN001 - config.ProjectConfig
+        if args.log_level is None and project.log_level != "info":
+            _setup_logging(args, project.log_level)  # LOG_LEVEL in bodywork.ini
 
-    source = gitsource.resolve(
-        args.source,
-        args.branch,
-        warn=lambda m: log.warning("uncommitted_changes", detail=m),
-        project_dir=args.project_dir,
+    return controller.load_plan(
+        args.source, args.branch, args.project_dir, run_id=run_id, on_project=apply_log_level
     )
-    log.info(
-        "source_pinned",
-        repo=gitsource.gitfetch.redact(source.repo_url),
-        ref=source.ref,
-        commit=source.commit,
-    )
-    with tempfile.TemporaryDirectory(prefix="bodywork-config-") as tmp:
-        root = gitsource.checkout(source, Path(tmp) / "src")
-        project = config.load_project(root, gitsource.project_fallback_name(source))
-    if args.log_level is None and project.log_level != "info":
-        _setup_logging(args, project.log_level)  # LOG_LEVEL in bodywork.ini, unless overridden
-    for warning in project.warnings:
-        log.warning("config_warning", detail=str(warning))
-    return plan.build_plan(project, source, plan.new_run_id())
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import structlog
-    from bodywork import workflow
+    from bodywork import controller, workflow
     from bodywork.executors.local import LocalExecutor
 
     _setup_logging(args)
-    log = structlog.get_logger("bodywork")
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # `kill` cleans up like Ctrl-C
-    the_plan = _load_plan(args, log)
-    printer = StagePrinter(sys.stdout, [s.name for s in the_plan.stages], sys.stdout.isatty())
+    the_plan = _load_plan(args)
+    printer = _printer(the_plan)
     executor = LocalExecutor(printer, default_home(dict(os.environ)), os.environ)
     try:
-        _report(workflow.run_workflow(the_plan, executor))
+        outcome = workflow.run_workflow(the_plan, executor)
+        controller.send_webhook(the_plan, outcome)
+        _report(outcome)
         services = executor.running_services()
         if not services:
             return 0
@@ -162,19 +147,29 @@ def default_namespace() -> str:
 
 def cmd_workflow(args: argparse.Namespace) -> int:
     """The controller: run a workflow in the cluster (in a controller Job or from a laptop)."""
-    import structlog
-    from bodywork import kube, objects, workflow
+    from bodywork import controller, kube, objects, records
     from bodywork.errors import UsageError
-    from bodywork.executors.kubernetes import KubernetesExecutor
+    from kubernetes import client
 
     _setup_logging(args)
-    log = structlog.get_logger("bodywork")
     namespace = args.namespace or default_namespace()
     api = kube.api_client()
     image = args.image or os.environ.get("BODYWORK_IMAGE") or _own_image(api, namespace)
     if not image:
         raise UsageError("no image for stage pods: pass --image or set BODYWORK_IMAGE")
-    the_plan = _load_plan(args, log)
+    skip_steps, extra = 0, {"controller_pod": os.environ.get("POD_NAME")}
+    if args.resume:
+        record = records.find_record(client.CoreV1Api(api), namespace, args.resume)
+        if record is None:
+            raise UsageError(f"no run '{args.resume}' in namespace '{namespace}'")
+        if record.get("status") != records.FAILED:
+            raise UsageError(
+                f"run {record['run_id']} is {record.get('status')}: only a failed run resumes"
+            )
+        args.branch = record["commit"]  # the same commit, whatever the branch says now
+        skip_steps = max(0, (record.get("failed_step") or 1) - 1)
+        extra["resumed_from"] = record["run_id"]
+    the_plan = _load_plan(args, run_id=args.run_id)
     settings = objects.RunSettings(
         namespace=namespace,
         image=image,
@@ -182,13 +177,19 @@ def cmd_workflow(args: argparse.Namespace) -> int:
         artifacts_size=args.artifacts_size,
         artifacts_storage_class=args.artifacts_storage_class,
     )
-    printer = StagePrinter(sys.stdout, [s.name for s in the_plan.stages], sys.stdout.isatty())
-    executor = KubernetesExecutor(api, settings, printer)
-    try:
-        _report(workflow.run_workflow(the_plan, executor))
-        return 0
-    finally:
-        executor.close()
+    trigger = args.trigger or os.environ.get("BODYWORK_TRIGGER") or "manual"
+    outcome = controller.run_in_cluster(
+        api, settings, the_plan, _printer(the_plan), trigger, skip_steps, extra
+    )
+    _report(outcome)
+    return 0
+
+
+def _printer(the_plan) -> StagePrinter:  # noqa: ANN001 - plan.Plan
+    stages = [s.name for s in the_plan.stages]
+    if the_plan.on_failure is not None:
+        stages.append(the_plan.on_failure.name)
+    return StagePrinter(sys.stdout, stages, sys.stdout.isatty())
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -289,6 +290,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     flow.add_argument(
         "--image-pull-policy", default="IfNotPresent", choices=("IfNotPresent", "Always", "Never")
+    )
+    flow.add_argument("--run-id", default=None, help=argparse.SUPPRESS)  # set by `deploy`
+    flow.add_argument("--trigger", default=None, help=argparse.SUPPRESS)  # manual | cron
+    flow.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN",
+        help="rerun a failed run from its failed step, at the same commit",
     )
     flow.add_argument("--artifacts-size", default="1Gi", help="size of a created artifacts PVC")
     flow.add_argument(

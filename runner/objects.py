@@ -317,3 +317,189 @@ def build_stage_objects(plan: Plan, settings: RunSettings) -> list[Manifest]:
         else:
             found.append(build_job(stage, image, settings))
     return found
+
+
+# ---------------------------------------------------------------------------- controller side
+CONTROLLER_ROLE = "bodywork-controller"
+CONTROLLER_ACTIVE_DEADLINE_SECONDS = 6 * 3600  # no run may hang for more than 6 hours
+CONTROLLER_TTL_SECONDS = 86400  # finished controller Jobs (and their logs) stay a day
+
+# What the controller may do, in its namespace only. manifests/role.yaml carries the same
+# rules with a comment justifying each verb (tests/unit check the two are equal).
+CONTROLLER_RULES: list[Manifest] = [
+    {"apiGroups": ["batch"], "resources": ["jobs"],
+     "verbs": ["create", "list", "watch", "delete"]},
+    {"apiGroups": ["apps"], "resources": ["deployments"],
+     "verbs": ["get", "create", "update", "list", "watch", "delete"]},
+    {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "create", "update", "delete"]},
+    {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"],
+     "verbs": ["get", "create", "update", "delete"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
+    {"apiGroups": [""], "resources": ["persistentvolumeclaims"],
+     "verbs": ["get", "create", "delete"]},
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "get", "update", "list"]},
+]  # fmt: skip
+
+
+def build_install_objects(namespace: str) -> list[Manifest]:
+    """Namespace, service accounts, Role and RoleBinding: what `kubectl apply -k` installs."""
+    meta = {"labels": dict(MANAGED_BY)}
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, **meta}},
+        {"apiVersion": "v1", "kind": "ServiceAccount",
+         "metadata": {"name": CONTROLLER_SERVICE_ACCOUNT, "namespace": namespace, **meta}},
+        {"apiVersion": "v1", "kind": "ServiceAccount",
+         "metadata": {"name": STAGE_SERVICE_ACCOUNT, "namespace": namespace, **meta},
+         "automountServiceAccountToken": False},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": {"name": CONTROLLER_ROLE, "namespace": namespace, **meta},
+         "rules": CONTROLLER_RULES},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": CONTROLLER_ROLE, "namespace": namespace, **meta},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                     "name": CONTROLLER_ROLE},
+         "subjects": [{"kind": "ServiceAccount", "name": CONTROLLER_SERVICE_ACCOUNT,
+                       "namespace": namespace}]},
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerRun:
+    """What a controller Job is asked to run."""
+
+    repo: str
+    branch: str | None = None
+    project_dir: str = ""
+    run_id: str | None = None
+    resume: str | None = None  # a failed run to resume
+    trigger: str = "manual"
+    webhook_secret: str | None = None  # Secret with key WEBHOOK_URL, read by the kubelet
+
+
+def _controller_labels(run: ControllerRun) -> dict[str, str]:
+    found = {**MANAGED_BY, ROLE_LABEL: "controller"}
+    if run.run_id:
+        found[RUN_LABEL] = run.run_id
+    return found
+
+
+def _controller_pod(run: ControllerRun, image: str, pull_policy: str) -> Manifest:
+    args = ["workflow", "--namespace", "$(POD_NAMESPACE)"]
+    if run.branch:
+        args += ["--branch", run.branch]
+    if run.project_dir:
+        args += ["--project-dir", run.project_dir]
+    if run.run_id:
+        args += ["--run-id", run.run_id]
+    if run.resume:
+        args += ["--resume", run.resume]
+    args.append(run.repo)
+    env: list[Manifest] = [
+        {"name": "BODYWORK_TRIGGER", "value": run.trigger},
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "HOME", "value": "/tmp"},
+    ]
+    if run.webhook_secret:
+        env.append(
+            {
+                "name": "BODYWORK_WEBHOOK_URL",
+                "valueFrom": {
+                    "secretKeyRef": {
+                        "name": run.webhook_secret,
+                        "key": "WEBHOOK_URL",
+                        "optional": True,
+                    }
+                },
+            }
+        )
+    return {
+        "serviceAccountName": CONTROLLER_SERVICE_ACCOUNT,
+        "restartPolicy": "Never",
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": STAGE_UID,
+            "runAsGroup": STAGE_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [{
+            "name": "controller",
+            "image": image,
+            "imagePullPolicy": pull_policy,
+            "args": args,
+            "env": env,
+            "resources": {"requests": {"cpu": "100m", "memory": "256Mi"},
+                          "limits": {"memory": "512Mi"}},
+            "securityContext": {
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "capabilities": {"drop": ["ALL"]},
+            },
+            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        }],
+        "volumes": [{"name": "tmp", "emptyDir": {}}],
+    }  # fmt: skip
+
+
+def _controller_job_spec(run: ControllerRun, image: str, pull_policy: str) -> Manifest:
+    return {
+        "backoffLimit": 0,  # Never + 0: a failed run is reported, never silently re-run
+        "activeDeadlineSeconds": CONTROLLER_ACTIVE_DEADLINE_SECONDS,
+        "ttlSecondsAfterFinished": CONTROLLER_TTL_SECONDS,
+        "template": {
+            "metadata": {"labels": _controller_labels(run)},
+            "spec": _controller_pod(run, image, pull_policy),
+        },
+    }
+
+
+def build_controller_job(
+    run: ControllerRun, namespace: str, image: str, pull_policy: str = "IfNotPresent"
+) -> Manifest:
+    metadata: Manifest = {"namespace": namespace, "labels": _controller_labels(run)}
+    if run.run_id:
+        metadata["name"] = names.object_name("bodywork-workflow", run.run_id)
+    else:
+        metadata["generateName"] = "bodywork-workflow-"
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": metadata,
+        "spec": _controller_job_spec(run, image, pull_policy),
+    }
+
+
+CRONJOB_LABEL = f"{LABEL_PREFIX}/cronjob"
+
+
+def build_cronjob(
+    name: str,
+    schedule: str,
+    run: ControllerRun,
+    namespace: str,
+    image: str,
+    api_version: str = "batch/v1",
+    pull_policy: str = "IfNotPresent",
+) -> Manifest:
+    """Scheduled retraining: the controller Job on a cron schedule, never two at once."""
+    run = ControllerRun(
+        run.repo, run.branch, run.project_dir, trigger="cron", webhook_secret=run.webhook_secret
+    )
+    labels = {**_controller_labels(run), CRONJOB_LABEL: name}
+    job_spec = _controller_job_spec(run, image, pull_policy)
+    job_spec["template"]["metadata"]["labels"] = labels
+    return {
+        "apiVersion": api_version,
+        "kind": "CronJob",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "schedule": schedule,
+            "concurrencyPolicy": "Forbid",  # a manual run or a slow one never overlaps
+            "startingDeadlineSeconds": 3600,  # missed by > 1 h: skipped, not piled up
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {"metadata": {"labels": labels}, "spec": job_spec},
+        },
+    }  # fmt: skip

@@ -28,7 +28,7 @@ from kubernetes import client, watch
 
 log = structlog.get_logger("bodywork.kubernetes")
 
-LOG_TAIL_LINES = 40
+LOG_TAIL_LINES = 500  # kept for the failure report and the run record (size-capped there)
 WAIT_GRACE_SECONDS = 60  # beyond a stage's own deadline before the controller gives up
 INFORMER_SYNC_SECONDS = 30
 WAKE_SECONDS = 5.0  # re-check deadlines at least this often while waiting for events
@@ -141,13 +141,20 @@ class KubernetesExecutor:
         else:
             body = objects.build_job(stage, self.image, self.settings)
             handle = KubeHandle(stage, body["metadata"]["name"])
-            kube.call(
-                f"create job {handle.name}",
-                self.namespace,
-                self.batch.create_namespaced_job,
-                self.namespace,
-                body,
-            )
+            try:
+                kube.call(
+                    f"create job {handle.name}",
+                    self.namespace,
+                    self.batch.create_namespaced_job,
+                    self.namespace,
+                    body,
+                )
+            except ClusterError as exc:
+                # The name carries this run's id, so an existing Job is our own create from
+                # an attempt whose answer was lost (504, dropped connection) and was retried.
+                if exc.status != 409:
+                    raise
+                log.warning("job_already_created", job=handle.name)
         self.handles.append(handle)
         return handle
 

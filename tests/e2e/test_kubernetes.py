@@ -78,9 +78,7 @@ def test_example_is_trained_and_served_by_the_in_cluster_controller_job(
     job = yaml.safe_load((MANIFESTS / "workflow-job.yaml").read_text())
     container = job["spec"]["template"]["spec"]["containers"][0]
     container["image"] = IMAGE
-    for env in container["env"]:
-        if env["name"] == "BODYWORK_REPO":
-            env["value"] = url
+    container["args"][-1] = url  # the repo URL is the last argument
     name = kubectl("create", "-n", namespace, "-f", "-", "-o", "name", stdin=yaml.safe_dump(job))
     name = name.strip()
     waited = kubectl(

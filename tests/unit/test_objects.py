@@ -194,3 +194,61 @@ def test_controller_role_has_no_secret_access_and_no_wildcards() -> None:
     for rule in role["rules"]:
         assert "secrets" not in rule["resources"]
         assert "*" not in rule["verbs"] and "*" not in rule["resources"]
+
+
+def _without_namespace(body: dict) -> dict:
+    body = yaml.safe_load(yaml.safe_dump(body))
+    body["metadata"].pop("namespace", None)
+    for subject in body.get("subjects", []):
+        subject.pop("namespace", None)
+    return body
+
+
+def test_shipped_job_and_cronjob_manifests_equal_what_deploy_builds() -> None:
+    """manifests/workflow-job.yaml and cronjob.yaml are exactly objects.py's output."""
+    run = objects.ControllerRun("https://github.com/your-org/your-ml-project.git", "main")
+    job = objects.build_controller_job(run, "bodywork", "bodywork:0.1.0")
+    cron = objects.build_cronjob("bodywork-retrain", "0 3 * * *", run, "bodywork", "bodywork:0.1.0")
+    assert yaml.safe_load((MANIFESTS / "workflow-job.yaml").read_text()) == _without_namespace(job)
+    assert yaml.safe_load((MANIFESTS / "cronjob.yaml").read_text()) == _without_namespace(cron)
+
+
+def test_shipped_rbac_manifests_equal_what_bootstrap_installs() -> None:
+    """role.yaml, rolebinding.yaml and serviceaccounts.yaml match build_install_objects."""
+    built = {
+        (b["kind"], b["metadata"]["name"]): _without_namespace(b)
+        for b in objects.build_install_objects("bodywork")
+    }
+    shipped = {}
+    for file in ("namespace.yaml", "serviceaccounts.yaml", "role.yaml", "rolebinding.yaml"):
+        for doc in yaml.safe_load_all((MANIFESTS / file).read_text()):
+            shipped[(doc["kind"], doc["metadata"]["name"])] = _without_namespace(doc)
+    assert shipped == built
+
+
+def test_cronjob_never_overlaps_and_marks_its_runs_as_cron() -> None:
+    """Forbid concurrency, bounded history, and BODYWORK_TRIGGER=cron for the records."""
+    run = objects.ControllerRun("git://h/r.git", "main")
+    cron = objects.build_cronjob(
+        "nightly", "0 3 * * *", run, "ml", "img", api_version="batch/v1beta1"
+    )
+    assert cron["apiVersion"] == "batch/v1beta1"
+    spec = cron["spec"]
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert spec["successfulJobsHistoryLimit"] == spec["failedJobsHistoryLimit"] == 3
+    assert spec["jobTemplate"]["spec"]["backoffLimit"] == 0
+    env = spec["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "BODYWORK_TRIGGER", "value": "cron"} in env
+
+
+def test_webhook_url_reaches_the_controller_only_through_a_secret_key_ref() -> None:
+    """The controller never reads Secrets: the kubelet injects WEBHOOK_URL."""
+    run = objects.ControllerRun("git://h/r.git", webhook_secret="hooks")
+    job = objects.build_controller_job(run, "ml", "img")
+    env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+    hook = next(e for e in env if e["name"] == "BODYWORK_WEBHOOK_URL")
+    assert hook["valueFrom"]["secretKeyRef"] == {
+        "name": "hooks",
+        "key": "WEBHOOK_URL",
+        "optional": True,
+    }

@@ -1,0 +1,92 @@
+"""The controller's work, shared by `bodywork run` (local) and `bodywork workflow` (cluster).
+
+`load_plan` pins the source to one commit, validates the project at that commit and plans
+the run. `run_in_cluster` runs a plan through the Kubernetes executor while keeping the
+run record current, then sends the completion webhook if one is configured.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+from bodywork import config, gitsource, notify, plan, workflow
+from bodywork.events import RunOutcome
+from bodywork.executors.base import LogSink
+
+log = structlog.get_logger("bodywork")
+
+
+def load_plan(
+    location: str,
+    ref: str | None,
+    project_dir: str = "",
+    run_id: str | None = None,
+    on_project: Callable[[config.ProjectConfig], None] | None = None,
+) -> plan.Plan:
+    """Resolve `location` at `ref` to one commit, validate the project there, plan the run."""
+    source = gitsource.resolve(
+        location,
+        ref,
+        warn=lambda message: log.warning("uncommitted_changes", detail=message),
+        project_dir=project_dir,
+    )
+    log.info(
+        "source_pinned",
+        repo=gitsource.gitfetch.redact(source.repo_url),
+        ref=source.ref,
+        commit=source.commit,
+    )
+    with tempfile.TemporaryDirectory(prefix="bodywork-config-") as tmp:
+        root = gitsource.checkout(source, Path(tmp) / "src")
+        project = config.load_project(root, gitsource.project_fallback_name(source))
+    if on_project is not None:
+        on_project(project)
+    for warning in project.warnings:
+        log.warning("config_warning", detail=str(warning))
+    return plan.build_plan(project, source, run_id or plan.new_run_id())
+
+
+def send_webhook(the_plan: plan.Plan, outcome: RunOutcome) -> None:
+    url = os.environ.get(notify.WEBHOOK_ENV)
+    if url:
+        notify.send(url, notify.summary(the_plan, outcome))
+    elif the_plan.webhook_url_secret:
+        log.warning(
+            "webhook_not_configured",
+            detail=f"[notify] names secret '{the_plan.webhook_url_secret}' but "
+            f"{notify.WEBHOOK_ENV} is not set in the controller's environment",
+        )
+
+
+def run_in_cluster(
+    api: Any,
+    settings: Any,
+    the_plan: plan.Plan,
+    sink: LogSink,
+    trigger: str = "manual",
+    skip_steps: int = 0,
+    extra: dict[str, Any] | None = None,
+) -> RunOutcome:
+    """Run `the_plan` with the Kubernetes executor, recording it in the namespace."""
+    from bodywork import records
+    from bodywork.executors.kubernetes import KubernetesExecutor
+    from kubernetes import client
+
+    recorder = records.Recorder(
+        client.CoreV1Api(api), settings.namespace, the_plan, trigger, extra=extra
+    )
+    executor = KubernetesExecutor(api, settings, sink)
+    try:
+        outcome = workflow.run_workflow(
+            the_plan, executor, skip_steps=skip_steps, on_progress=recorder.update
+        )
+    finally:
+        executor.close()
+    recorder.finish(outcome)
+    send_webhook(the_plan, outcome)
+    return outcome
