@@ -157,7 +157,11 @@ def cmd_workflow(args: argparse.Namespace) -> int:
     image = args.image or os.environ.get("BODYWORK_IMAGE") or _own_image(api, namespace)
     if not image:
         raise UsageError("no image for stage pods: pass --image or set BODYWORK_IMAGE")
-    skip_steps, extra = 0, {"controller_pod": os.environ.get("POD_NAME")}
+    skip_steps = 0
+    extra = {
+        "controller_pod": os.environ.get("POD_NAME"),
+        "cronjob": os.environ.get("BODYWORK_CRONJOB"),
+    }
     if args.resume:
         record = records.find_record(client.CoreV1Api(api), namespace, args.resume)
         if record is None:
@@ -306,6 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="class of a created artifacts PVC (default: the cluster default)",
     )
     flow.set_defaults(handler=cmd_workflow)
+
+    from bodywork import cli_ops
+
+    cli_ops.add_commands(commands, with_source, with_logging)
 
     validate = commands.add_parser("validate", help="check a project's configuration")
     with_source(validate)

@@ -338,7 +338,7 @@ CONTROLLER_RULES: list[Manifest] = [
     {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
     {"apiGroups": [""], "resources": ["persistentvolumeclaims"],
-     "verbs": ["get", "create", "delete"]},
+     "verbs": ["get", "create", "delete", "list", "watch"]},
     {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "get", "update", "list"]},
 ]  # fmt: skip
 
@@ -490,6 +490,8 @@ def build_cronjob(
     labels = {**_controller_labels(run), CRONJOB_LABEL: name}
     job_spec = _controller_job_spec(run, image, pull_policy)
     job_spec["template"]["metadata"]["labels"] = labels
+    container = job_spec["template"]["spec"]["containers"][0]
+    container["env"].append({"name": "BODYWORK_CRONJOB", "value": name})  # for run history
     return {
         "apiVersion": api_version,
         "kind": "CronJob",

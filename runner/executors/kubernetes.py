@@ -31,6 +31,7 @@ log = structlog.get_logger("bodywork.kubernetes")
 LOG_TAIL_LINES = 500  # kept for the failure report and the run record (size-capped there)
 WAIT_GRACE_SECONDS = 60  # beyond a stage's own deadline before the controller gives up
 INFORMER_SYNC_SECONDS = 30
+CLAIM_BIND_SECONDS = 120  # dynamic provisioning takes seconds; two minutes means it won't
 WAKE_SECONDS = 5.0  # re-check deadlines at least this often while waiting for events
 IMAGE_ERRORS = {"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName"}
 CONFIG_ERRORS = {"CreateContainerConfigError", "CreateContainerError"}
@@ -201,6 +202,8 @@ class KubernetesExecutor:
         if found is not None:
             if found.status.phase == "Lost":
                 raise ClusterError(f"artifacts claim '{name}' has lost its volume: recreate it")
+            if found.status.phase != "Bound":
+                self._wait_for_claim(name)
             return
         if self.settings.artifacts_pvc:
             raise ClusterError(
@@ -233,6 +236,44 @@ class KubernetesExecutor:
             claim=name,
             size=self.settings.artifacts_size,
             storage_class=created.spec.storage_class_name,
+        )
+
+    def _wait_for_claim(self, name: str) -> None:
+        """Return once the claim is Bound (or will bind with its first pod); else fail
+        with the provisioner's message instead of leaving every stage pod Pending."""
+        ns = self.namespace
+        deadline = time.monotonic() + CLAIM_BIND_SECONDS
+        for event in watch.Watch().stream(
+            self.core.list_namespaced_persistent_volume_claim,
+            ns,
+            field_selector=f"metadata.name={name}",
+            timeout_seconds=CLAIM_BIND_SECONDS,
+        ):
+            if event["object"].status.phase == "Bound":
+                return
+            if time.monotonic() > deadline:
+                break
+            events = kube.call(
+                "list events",
+                ns,
+                self.core.list_namespaced_event,
+                ns,
+                field_selector=f"involvedObject.name={name}",
+            ).items
+            if any(e.reason == "WaitForFirstConsumer" for e in events):
+                return  # binding mode WaitForFirstConsumer: the first stage pod binds it
+        events = kube.call(
+            "list events",
+            ns,
+            self.core.list_namespaced_event,
+            ns,
+            field_selector=f"involvedObject.name={name}",
+        ).items
+        warnings = [e.message for e in events if e.type == "Warning"]
+        detail = warnings[-1] if warnings else "no event explains why"
+        raise ClusterError(
+            f"artifacts claim '{name}' is not bound after {CLAIM_BIND_SECONDS}s: {detail}; "
+            "check the StorageClass, or name a working claim in ARTIFACTS_PVC"
         )
 
     def _apply_service(self, stage: StageSpec) -> KubeHandle:

@@ -58,6 +58,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=f"e2e skipped: {problem}"))
 
 
+def _recycle_lab_volumes() -> None:
+    """k8s-lab's hostPath volumes are Retain: a deleted test namespace leaves its volume
+    Released. Make such volumes Available again so a long test session cannot run out."""
+    import json
+
+    volumes = json.loads(kubectl("get", "pv", "-o", "json"))["items"]
+    for volume in volumes:
+        if (
+            volume["spec"].get("storageClassName") == "lab-hostpath"
+            and volume["status"].get("phase") == "Released"
+        ):
+            kubectl(
+                "patch",
+                "pv",
+                volume["metadata"]["name"],
+                "--type=json",
+                "-p",
+                '[{"op":"remove","path":"/spec/claimRef"}]',
+                check=False,
+            )
+
+
 @pytest.fixture(scope="session")
 def git_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     """`git daemon` on the lab host IP, so stage pods can fetch test repos."""
@@ -114,6 +136,7 @@ def publish(
 def namespace() -> Iterator[str]:
     """A fresh namespace with the service accounts, Role and RoleBinding from manifests/."""
     name = f"bw-e2e-{secrets.token_hex(3)}"
+    _recycle_lab_volumes()
     kubectl("create", "namespace", name)
     docs = []
     for file in ("serviceaccounts.yaml", "role.yaml", "rolebinding.yaml"):

@@ -1,0 +1,244 @@
+"""Day-2 views of a namespace: run status, logs (during and long after a run), cleanup.
+
+Everything here reads run records (records.py) first, so it works after Jobs and pods
+were garbage-collected; live objects add what only they know (ready replicas, a log
+that is still being written).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import yaml
+from bodywork import kube, names, objects, records
+from bodywork.errors import UsageError
+from kubernetes import client, watch
+
+Printer = Callable[[str], None]
+
+
+def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
+    """Fixed-width text table: columns are (header, key)."""
+    cells = [[h for h, _ in columns]]
+    cells += [["" if r.get(k) is None else str(r.get(k)) for _, k in columns] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    )
+
+
+def render_output(data: Any, output: str, as_table: Callable[[Any], str]) -> str:
+    if output == "json":
+        return json.dumps(data, indent=2, default=str)
+    if output == "yaml":
+        return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+    return as_table(data)
+
+
+def _duration(run: dict[str, Any]) -> str:
+    seconds = run.get("seconds")
+    return f"{seconds:.0f}s" if isinstance(seconds, (int, float)) else "-"
+
+
+def run_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{
+        "run": r.get("run_id"), "project": r.get("project"), "trigger": r.get("trigger"),
+        "commit": (r.get("commit") or "")[:12], "status": r.get("status"),
+        "started": r.get("started_at"), "duration": _duration(r),
+        "resumed_from": r.get("resumed_from"),
+    } for r in runs]  # fmt: skip
+
+
+RUN_COLUMNS = [("RUN", "run"), ("PROJECT", "project"), ("TRIGGER", "trigger"),
+               ("COMMIT", "commit"), ("STATUS", "status"), ("STARTED", "started"),
+               ("DURATION", "duration")]  # fmt: skip
+STAGE_COLUMNS = [("STAGE", "stage"), ("TYPE", "stage_type"), ("RESULT", "status"),
+                 ("ATTEMPTS", "attempts"), ("DURATION", "seconds"), ("READY", "ready"),
+                 ("DETAIL", "detail")]  # fmt: skip
+
+
+def describe_run(api: client.ApiClient, namespace: str, run: dict[str, Any]) -> dict[str, Any]:
+    """A run record plus, for its services, the replicas ready right now."""
+    apps = client.AppsV1Api(api)
+    stages = []
+    for stage in run.get("stages", []):
+        row = dict(stage)
+        row["detail"] = stage.get("url") or stage.get("reason") or ""
+        if stage.get("stage_type") == "service":
+            name = names.object_name(run["project"], stage["stage"])
+            deployment = kube.exists(
+                f"get deployment {name}",
+                namespace,
+                apps.read_namespaced_deployment,
+                name,
+                namespace,
+            )
+            if deployment is not None:
+                row["ready"] = f"{deployment.status.ready_replicas or 0}/{deployment.spec.replicas}"
+            else:
+                row["ready"] = "gone"
+        stages.append(row)
+    described = {k: v for k, v in run.items() if k != "logs"}
+    described["stages"] = stages
+    return described
+
+
+def format_run(described: dict[str, Any]) -> str:
+    head = (
+        f"run {described.get('run_id')} of {described.get('project')}: "
+        f"{described.get('status')} ({described.get('trigger')}, commit "
+        f"{described.get('commit')}, started {described.get('started_at')}, "
+        f"{_duration(described)})"
+    )
+    if described.get("resumed_from"):
+        head += f"\nresumed from run {described['resumed_from']}"
+    return head + "\n" + table(described["stages"], STAGE_COLUMNS)
+
+
+def get_run(core: Any, namespace: str, run_id: str) -> dict[str, Any]:
+    run = records.find_record(core, namespace, run_id)
+    if run is None:
+        raise UsageError(
+            f"no run '{run_id}' in namespace '{namespace}' (`bodywork status` lists them)"
+        )
+    return run
+
+
+def print_logs(
+    api: client.ApiClient,
+    namespace: str,
+    run_id: str,
+    stage: str | None,
+    follow: bool,
+    printer: Printer,
+) -> None:
+    """A run's stage logs: live from the controller while it runs (--follow), else recorded."""
+    core = client.CoreV1Api(api)
+    run = get_run(core, namespace, run_id)
+    known = [s["stage"] for s in run.get("stages", [])] or [
+        name for step in run.get("dag", []) for name in step
+    ]
+    if stage is not None and stage not in known:
+        raise UsageError(f"run {run['run_id']} has no stage '{stage}' (stages: {', '.join(known)})")
+    pod = run.get("controller_pod")
+    if follow and run.get("status") == records.RUNNING and pod:
+        prefix = f"{stage} " if stage else ""
+        try:
+            for line in watch.Watch().stream(
+                core.read_namespaced_pod_log, pod, namespace, follow=True
+            ):
+                if not prefix or line.startswith(prefix):
+                    printer(line)
+            return
+        except client.ApiException:
+            pass  # the pod is gone: fall back to the record
+        run = get_run(core, namespace, run["run_id"])
+    logs = run.get("logs", {})
+    for name in [stage] if stage else known:
+        text = logs.get(names.k8s_name(name))
+        if text is None:
+            continue
+        for line in text.splitlines():
+            printer(line if stage else f"{name} | {line}")
+    if run.get("status") == records.RUNNING and not follow:
+        printer(f"(run {run['run_id']} is still running: add --follow to stream it)")
+
+
+# ---------------------------------------------------------------------------- cleanup
+def _age(timestamp: Any, now: datetime) -> timedelta:
+    if isinstance(timestamp, str):
+        timestamp = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    return now - timestamp if timestamp else timedelta(0)
+
+
+def cleanup(
+    api: client.ApiClient,
+    namespace: str,
+    project: str | None,
+    older_than_days: float,
+    services: bool,
+    dry_run: bool,
+    printer: Printer,
+) -> int:
+    """Delete finished Jobs and run records older than N days (and services if asked)."""
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    apps, net = client.AppsV1Api(api), client.NetworkingV1Api(api)
+    now = datetime.now(timezone.utc)
+    limit = timedelta(days=older_than_days)
+    selector = "app.kubernetes.io/managed-by=bodywork"
+    if project:
+        selector += f",{objects.PROJECT_LABEL}={project}"
+    doomed: list[tuple[str, str, Callable[[], Any]]] = []
+
+    for run in records.list_records(core, namespace, project):
+        if (
+            run.get("status") != records.RUNNING
+            and _age(run.get("finished_at") or run.get("started_at"), now) > limit
+        ):
+            name = records.record_name(run["project"], run["run_id"])
+            doomed.append(
+                (
+                    "run record",
+                    name,
+                    lambda n=name: kube.delete(
+                        f"delete configmap {n}", namespace, core.delete_namespaced_config_map, n
+                    ),
+                )
+            )
+    jobs = kube.call(
+        "list jobs", namespace, batch.list_namespaced_job, namespace, label_selector=selector
+    ).items
+    for job in jobs:
+        finished = job.status.completion_time or next(
+            (
+                c.last_transition_time
+                for c in job.status.conditions or []
+                if c.type == "Failed" and c.status == "True"
+            ),
+            None,
+        )
+        if finished is not None and _age(finished, now) > limit:
+            name = job.metadata.name
+            doomed.append(
+                (
+                    "job",
+                    name,
+                    lambda n=name: kube.delete(
+                        f"delete job {n}",
+                        namespace,
+                        batch.delete_namespaced_job,
+                        n,
+                        propagation_policy="Background",
+                    ),
+                )
+            )
+    if services:
+        for kind, lister, deleter in (
+            ("ingress", net.list_namespaced_ingress, net.delete_namespaced_ingress),
+            ("service", core.list_namespaced_service, core.delete_namespaced_service),
+            ("deployment", apps.list_namespaced_deployment, apps.delete_namespaced_deployment),
+        ):
+            for item in kube.call(
+                f"list {kind}s", namespace, lister, namespace, label_selector=selector
+            ).items:
+                name = item.metadata.name
+                doomed.append(
+                    (
+                        kind,
+                        name,
+                        lambda n=name, d=deleter, k=kind: kube.delete(
+                            f"delete {k} {n}", namespace, d, n
+                        ),
+                    )
+                )
+    verb = "would delete" if dry_run else "deleted"
+    for kind, name, action in doomed:
+        if not dry_run:
+            action()
+        printer(f"{verb} {kind} {name}")
+    if not doomed:
+        printer(f"nothing to clean up in namespace '{namespace}'")
+    return len(doomed)
