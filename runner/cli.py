@@ -328,6 +328,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["stage"]:  # fast path: no argparse tree, no heavy imports
         return cmd_stage(argv[1:])
     args = build_parser().parse_args(argv)
+    from bodywork import events
+
+    # Logs go to stderr from the start: stdout carries only what a command prints
+    # (`render` YAML, `status -o json`). Handlers that report progress set their own level.
+    events.configure_logging("warning")
     try:
         return args.handler(args)
     except BodyworkError as exc:

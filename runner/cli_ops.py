@@ -117,25 +117,38 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+CREATE_ONLY_KINDS = ("PersistentVolumeClaim", "Job")  # an existing one is used, not changed
+
+
 def _server_dry_run(api: Any, doc: dict[str, Any]) -> None:
+    """Create (or, if it exists, replace) with dryRun=All: the API server validates the
+    object, admission included, and persists nothing."""
     from bodywork import kube
-    from kubernetes import client, utils
+    from kubernetes import client, dynamic
 
     namespace = doc["metadata"].get("namespace", DEFAULT_NAMESPACE)
-    what = f"create {doc['kind'].lower()} {doc['metadata'].get('name', '(generated)')}"
+    name = doc["metadata"].get("name")
+    what = f"dry-run {doc['kind'].lower()} {name or '(generated name)'}"
     try:
-        if doc["kind"] == "CronJob":
-            group, version = doc["apiVersion"].split("/")
-            client.CustomObjectsApi(api).create_namespaced_custom_object(
-                group, version, namespace, "cronjobs", doc, dry_run="All"
-            )
-        else:
-            utils.create_from_dict(api, doc, namespace=namespace, dry_run="All")
+        resource = dynamic.DynamicClient(api).resources.get(
+            api_version=doc["apiVersion"], kind=doc["kind"]
+        )
+        current = None
+        if name:
+            try:
+                current = resource.get(name=name, namespace=namespace)
+            except dynamic.exceptions.NotFoundError:
+                current = None
+        if current is None:
+            resource.create(body=doc, namespace=namespace, dry_run="All")
+        elif doc["kind"] not in CREATE_ONLY_KINDS:  # replaced on every run, as the executor does
+            metadata = {**doc["metadata"], "resourceVersion": current.metadata.resourceVersion}
+            body = {**doc, "metadata": metadata}
+            if doc["kind"] == "Service":  # the ClusterIP is kept across updates
+                body["spec"] = {**doc["spec"], "clusterIP": current.spec.clusterIP}
+            resource.replace(body=body, namespace=namespace, dry_run="All")
     except client.ApiException as exc:
         raise kube.translate(exc, what, namespace) from exc
-    except utils.FailToCreateError as exc:
-        first = exc.api_exceptions[0]
-        raise kube.translate(first, what, namespace) from exc
 
 
 # ---------------------------------------------------------------------------- bootstrap
@@ -250,8 +263,6 @@ def cmd_cronjob(args: argparse.Namespace) -> int:
     api = _api()
     namespace = args.namespace
     if args.action == "create":
-        if not args.source or not args.schedule:
-            raise UsageError("cronjob create needs REPO and --schedule")
         _require_url(args.source, "cronjob create")
         the_plan = _load_plan(args)
         name = args.name or names.object_name(the_plan.project, "retrain")
@@ -279,8 +290,6 @@ def cmd_cronjob(args: argparse.Namespace) -> int:
         ]
         _echo(history.render_output(rows, args.output, lambda r: history.table(r, columns)))
         return 0
-    if not args.name:
-        raise UsageError(f"cronjob {args.action} needs --name NAME")
     if args.action == "delete":
         gone = cronjobs.delete(api, namespace, args.name)
         _echo(f"cronjob/{args.name} {'deleted' if gone else 'was not there'}")
@@ -298,6 +307,13 @@ def cmd_cronjob(args: argparse.Namespace) -> int:
 def cmd_secret(args: argparse.Namespace) -> int:
     from bodywork import history, usersecrets
 
+    values: dict[str, str] = {}
+    if args.action == "create":  # a wrong command line is reported before any cluster call
+        values = usersecrets.parse_pairs(args.value or [])
+        if args.from_env_file:
+            values.update(usersecrets.read_env_file(Path(args.from_env_file)))
+        if not values:
+            raise UsageError("secret create needs KEY=VALUE pairs or --from-env-file")
     core = _core(_api())
     if args.action == "list":
         rows = [
@@ -310,17 +326,10 @@ def cmd_secret(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    if not args.name:
-        raise UsageError(f"secret {args.action} needs a NAME")
     if args.action == "delete":
         gone = usersecrets.delete(core, args.namespace, args.name)
         _echo(f"secret/{args.name} {'deleted' if gone else 'was not there'}")
         return 0
-    values = usersecrets.parse_pairs(args.value or [])
-    if args.from_env_file:
-        values.update(usersecrets.read_env_file(Path(args.from_env_file)))
-    if not values:
-        raise UsageError("secret create needs KEY=VALUE pairs or --from-env-file")
     action = usersecrets.apply(core, args.namespace, args.name, values)
     _echo(f"secret/{args.name} {action} (keys: {', '.join(sorted(values))})")
     return 0
@@ -424,24 +433,39 @@ def add_commands(
     sub.add_argument("-f", "--follow", action="store_true", help="stream while the run runs")
     sub.set_defaults(handler=cmd_logs)
 
-    sub = namespaced(commands.add_parser("cronjob", help="scheduled retraining"))
-    sub.add_argument("action", choices=("create", "list", "delete", "history"))
-    sub.add_argument("source", nargs="?", metavar="REPO", help="git URL (create)")
-    sub.add_argument("--branch", "-b", default=None)
+    cron = commands.add_parser("cronjob", help="scheduled retraining: create|list|delete|history")
+    actions = cron.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sub = namespaced(actions.add_parser("create", help="run REPO on a cron schedule"))
+    sub.add_argument("source", metavar="REPO", help="git URL the cluster can reach")
+    sub.add_argument("--branch", "-b", default=None, help="branch to retrain from (default HEAD)")
     sub.add_argument("--project-dir", default="")
-    sub.add_argument("--schedule", help='cron schedule, e.g. "0 3 * * *" (create)')
+    sub.add_argument("--schedule", required=True, help='cron schedule, e.g. "0 3 * * *"')
     sub.add_argument("--name", help="CronJob name (default: <project>--retrain)")
-    output(sub)
     image(sub)
-    sub.set_defaults(handler=cmd_cronjob, log_level=None, log_format="console")
+    for action, text in (
+        ("list", "scheduled runs"),
+        ("delete", "remove a schedule"),
+        ("history", "past runs of a schedule"),
+    ):
+        sub = namespaced(actions.add_parser(action, help=text))
+        if action != "list":
+            sub.add_argument("name", metavar="NAME")
+        output(sub)
+    cron.set_defaults(handler=cmd_cronjob, log_level=None, log_format="console", output="table")
 
-    sub = namespaced(commands.add_parser("secret", help="Secrets for [secrets] sections"))
-    sub.add_argument("action", choices=("create", "list", "delete"))
-    sub.add_argument("name", nargs="?", metavar="NAME")
+    secret = commands.add_parser(
+        "secret", help="Secrets for [secrets] sections: create|list|delete"
+    )
+    actions = secret.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sub = namespaced(actions.add_parser("create", help="create or update a Secret"))
+    sub.add_argument("name", metavar="NAME")
     sub.add_argument("value", nargs="*", metavar="KEY=VALUE")
     sub.add_argument("--from-env-file", default=None, metavar="PATH")
+    sub = namespaced(actions.add_parser("list", help="names and keys, never values"))
     output(sub)
-    sub.set_defaults(handler=cmd_secret)
+    sub = namespaced(actions.add_parser("delete", help="remove a Secret"))
+    sub.add_argument("name", metavar="NAME")
+    secret.set_defaults(handler=cmd_secret, output="table")
 
     sub = namespaced(commands.add_parser("cleanup", help="remove old runs (and services)"))
     sub.add_argument("--project", default=None)

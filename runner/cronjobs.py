@@ -20,19 +20,7 @@ VERSIONS = ("v1", "v1beta1")  # newest first
 def api_version(api: client.ApiClient) -> str:
     """'batch/v1' or 'batch/v1beta1', whichever serves CronJobs here; else a clear error."""
     for version in VERSIONS:
-        try:
-            resources = api.call_api(
-                f"/apis/{GROUP}/{version}",
-                "GET",
-                response_type="object",
-                auth_settings=["BearerToken"],
-                _return_http_data_only=True,
-            )
-        except client.ApiException as exc:
-            if exc.status == 404:
-                continue
-            raise kube.translate(exc, "discover the CronJob API", "") from exc
-        if any(r.get("kind") == "CronJob" for r in (resources or {}).get("resources", [])):
+        if "CronJob" in (kube.discover(api, f"{GROUP}/{version}") or set()):
             return f"{GROUP}/{version}"
     raise ClusterError("this cluster serves no CronJob API (neither batch/v1 nor batch/v1beta1)")
 

@@ -120,6 +120,22 @@ def exists(what: str, namespace: str, fn: Callable[..., T], *args: Any, **kwargs
         raise
 
 
+def create(what: str, namespace: str, fn: Callable[..., T], *args: Any) -> T | None:
+    """Create an object; None if it already exists.
+
+    Creates are retried on transient errors like every call, so a create whose answer was
+    lost (a 504, a dropped connection) comes back as 409 on the retry. Bodywork's names
+    are per project/stage (and per run for Jobs), so the existing object is ours.
+    """
+    try:
+        return call(what, namespace, fn, *args)
+    except ClusterError as exc:
+        if exc.status != 409:
+            raise
+        log.warning("already_exists", what=what)
+        return None
+
+
 def delete(what: str, namespace: str, fn: Callable[..., Any], name: str, **kwargs: Any) -> bool:
     """Delete one object; False if it was already gone.
 
@@ -127,12 +143,35 @@ def delete(what: str, namespace: str, fn: Callable[..., Any], name: str, **kwarg
     where newer clients expect the object, and we need nothing from it anyway.
     """
     try:
-        call(what, namespace, fn, name, namespace, _preload_content=False, **kwargs)
+        response = call(what, namespace, fn, name, namespace, _preload_content=False, **kwargs)
+        response.release_conn()  # unread bodies would keep pool connections busy
         return True
     except ClusterError as exc:
         if exc.status == 404:
             return False
         raise
+
+
+def discover(api: client.ApiClient, group_version: str) -> set[str] | None:
+    """The resource kinds an API group/version serves, or None if the cluster lacks it."""
+    import json
+
+    path = f"/apis/{group_version}" if "/" in group_version else f"/api/{group_version}"
+    method, url, headers, _, _ = api.param_serialize(
+        "GET", path, header_params={"Accept": "application/json"}, auth_settings=["BearerToken"]
+    )
+    try:
+        response = _retry(api.call_api)(method, url, header_params=headers)
+        response.read()
+    except (urllib3.exceptions.HTTPError, ConnectionError) as exc:
+        raise ClusterError(f"cannot discover {group_version}: API server unreachable") from exc
+    if response.status == 404:
+        return None
+    if response.status >= 400:
+        raise ClusterError(
+            f"cannot discover {group_version}: {response.status}", status=response.status
+        )
+    return {r.get("kind") for r in json.loads(response.data).get("resources", [])}
 
 
 class Changes:

@@ -39,13 +39,14 @@ def summary(plan: Plan, outcome: RunOutcome) -> dict[str, Any]:
 
 def send(url: str, payload: dict[str, Any]) -> bool:
     """POST `payload`; True on a 2xx answer. Never raises."""
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(payload).encode(),
-        headers={"content-type": "application/json", "user-agent": "bodywork"},
-        method="POST",
-    )
     try:
+        # Inside the try: a malformed URL raises ValueError (quoting the URL) right here.
+        request = urllib.request.Request(
+            url,
+            data=json.dumps(payload).encode(),
+            headers={"content-type": "application/json", "user-agent": "bodywork"},
+            method="POST",
+        )
         with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
             log.info("webhook_sent", status=response.status)
             return 200 <= response.status < 300

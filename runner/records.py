@@ -25,7 +25,6 @@ TRIGGER_LABEL = f"{objects.LABEL_PREFIX}/trigger"
 RUN_KEY = "run.json"
 LOG_KEY_PREFIX = "log."
 MAX_LOG_BYTES = 400 * 1024  # all stage logs together; the whole object stays < 0.5 MiB
-MIN_STAGE_LOG_BYTES = 4 * 1024
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
 
 
@@ -92,7 +91,8 @@ def build_record(
             run["on_failure"] = _stage_dict(outcome.on_failure)
             results.append(outcome.on_failure)
         with_logs = [r for r in results if r.log_tail]
-        budget = max(MIN_STAGE_LOG_BYTES, MAX_LOG_BYTES // max(1, len(with_logs)))
+        # An equal share each, never a floor: 4 KiB x 300 stages would pass 1 MiB.
+        budget = MAX_LOG_BYTES // max(1, len(with_logs))
         for result in with_logs:
             data[f"{LOG_KEY_PREFIX}{names.k8s_name(result.stage)}"] = _tail(result.log_tail, budget)
     data[RUN_KEY] = json.dumps(run, indent=1)

@@ -121,6 +121,13 @@ class KubernetesExecutor:
             self.settings, artifacts_pvc=plan.artifacts_pvc or self.settings.artifacts_pvc
         )
         self.image = objects.stage_image(plan.docker_image, self.settings)
+        if any(s.config.ingress for s in plan.stages) and "Ingress" not in (
+            kube.discover(self.api, "networking.k8s.io/v1") or set()
+        ):
+            raise ClusterError(
+                "INGRESS = True needs networking.k8s.io/v1 Ingress (Kubernetes >= 1.19), "
+                "which this cluster does not serve: turn INGRESS off or upgrade"
+            )
         self._ensure_claim(plan.project)
         project = f"{objects.PROJECT_LABEL}={plan.project}"
         run = f"{project},{objects.RUN_LABEL}={plan.run_id}"
@@ -142,20 +149,15 @@ class KubernetesExecutor:
         else:
             body = objects.build_job(stage, self.image, self.settings)
             handle = KubeHandle(stage, body["metadata"]["name"])
-            try:
-                kube.call(
-                    f"create job {handle.name}",
-                    self.namespace,
-                    self.batch.create_namespaced_job,
-                    self.namespace,
-                    body,
-                )
-            except ClusterError as exc:
-                # The name carries this run's id, so an existing Job is our own create from
-                # an attempt whose answer was lost (504, dropped connection) and was retried.
-                if exc.status != 409:
-                    raise
-                log.warning("job_already_created", job=handle.name)
+            # An existing Job of this name is this run's own create, retried after its
+            # answer was lost (the name carries the run id).
+            kube.create(
+                f"create job {handle.name}",
+                self.namespace,
+                self.batch.create_namespaced_job,
+                self.namespace,
+                body,
+            )
         self.handles.append(handle)
         return handle
 
@@ -211,12 +213,18 @@ class KubernetesExecutor:
                 f"'{self.namespace}': create it, or remove ARTIFACTS_PVC to have one created"
             )
         body = objects.build_artifacts_claim(project, self.settings)
-        created = kube.call(
+        created = kube.create(
             f"create persistentvolumeclaim {name}",
             self.namespace,
             self.core.create_namespaced_persistent_volume_claim,
             self.namespace,
             body,
+        ) or kube.call(
+            what,
+            self.namespace,
+            self.core.read_namespaced_persistent_volume_claim,
+            name,
+            self.namespace,
         )
         if not created.spec.storage_class_name:
             # No default StorageClass filled it in: the claim would stay Pending forever.
@@ -284,7 +292,7 @@ class KubernetesExecutor:
             f"get deployment {name}", ns, self.apps.read_namespaced_deployment, name, ns
         )
         if previous is None:
-            kube.call(
+            kube.create(
                 f"create deployment {name}", ns, self.apps.create_namespaced_deployment, ns, body
             )
         else:
@@ -304,7 +312,7 @@ class KubernetesExecutor:
             f"get service {name}", ns, self.core.read_namespaced_service, name, ns
         )
         if existing is None:
-            kube.call(
+            kube.create(
                 f"create service {name}", ns, self.core.create_namespaced_service, ns, service
             )
             handle.created_service = True
@@ -330,7 +338,7 @@ class KubernetesExecutor:
         if stage.config.ingress:
             body = objects.build_ingress(stage, self.settings)
             if existing is None:
-                kube.call(
+                kube.create(
                     f"create ingress {name}",
                     ns,
                     self.networking.create_namespaced_ingress,

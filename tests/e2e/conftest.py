@@ -22,9 +22,9 @@ IMAGE = os.environ.get("BODYWORK_E2E_IMAGE", "bodywork:e2e")
 MANIFESTS = REPO_ROOT / "manifests"
 
 
-def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> str:
+def kubectl(*args: str, stdin: str | None = None, check: bool = True, timeout: int = 120) -> str:
     done = subprocess.run(
-        ["kubectl", *args], input=stdin, capture_output=True, text=True, timeout=120
+        ["kubectl", *args], input=stdin, capture_output=True, text=True, timeout=timeout
     )
     if check and done.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)} failed: {done.stderr}")

@@ -82,7 +82,14 @@ def test_example_is_trained_and_served_by_the_in_cluster_controller_job(
     name = kubectl("create", "-n", namespace, "-f", "-", "-o", "name", stdin=yaml.safe_dump(job))
     name = name.strip()
     waited = kubectl(
-        "wait", "-n", namespace, "--for=condition=complete", name, "--timeout=600s", check=False
+        "wait",
+        "-n",
+        namespace,
+        "--for=condition=complete",
+        name,
+        "--timeout=600s",
+        check=False,
+        timeout=660,
     )
     logs = kubectl("logs", "-n", namespace, name, check=False)
     assert "condition met" in waited, logs[-3000:]
