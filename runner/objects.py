@@ -79,6 +79,12 @@ def stage_image(plan_image: str | None, settings: RunSettings) -> str:
     return plan_image or settings.image
 
 
+def cpu_quantity(cores: float) -> str:
+    """Cores as Kubernetes writes them back (0.1 → '100m', 2 → '2'), so render == live."""
+    millis = max(1, round(cores * 1000))  # below 1m Kubernetes cannot express it
+    return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
+
+
 def _container(stage: StageSpec, image: str, settings: RunSettings) -> Manifest:
     config, source = stage.config, stage.source
     args = [
@@ -108,11 +114,14 @@ def _container(stage: StageSpec, image: str, settings: RunSettings) -> Manifest:
         for var, secret in config.secrets
     ]
     resources: Manifest = {
-        "requests": {"cpu": f"{config.cpu_request:g}", "memory": f"{config.memory_request_mb}Mi"}
+        "requests": {
+            "cpu": cpu_quantity(config.cpu_request),
+            "memory": f"{config.memory_request_mb}Mi",
+        }
     }
     limits = {}
     if config.cpu_limit is not None:
-        limits["cpu"] = f"{config.cpu_limit:g}"
+        limits["cpu"] = cpu_quantity(config.cpu_limit)
     if config.memory_limit_mb is not None:
         limits["memory"] = f"{config.memory_limit_mb}Mi"
     if limits:

@@ -32,7 +32,8 @@ LOG_TAIL_LINES = 500  # kept for the failure report and the run record (size-cap
 WAIT_GRACE_SECONDS = 60  # beyond a stage's own deadline before the controller gives up
 INFORMER_SYNC_SECONDS = 30
 CLAIM_BIND_SECONDS = 120  # dynamic provisioning takes seconds; two minutes means it won't
-WAKE_SECONDS = 5.0  # re-check deadlines at least this often while waiting for events
+WAKE_SECONDS = 5.0
+FOLLOWER_DRAIN_SECONDS = 5.0  # re-check deadlines at least this often while waiting for events
 IMAGE_ERRORS = {"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName"}
 CONFIG_ERRORS = {"CreateContainerConfigError", "CreateContainerError"}
 
@@ -162,14 +163,16 @@ class KubernetesExecutor:
         return handle
 
     def wait(self, handle: KubeHandle) -> StageResult:  # type: ignore[override]
-        try:
-            if handle.stage.config.is_service:
-                return self._wait_for_rollout(handle)
-            return self._wait_for_job(handle)
-        finally:
-            if not handle.stage.config.is_service:  # services keep streaming while they run
-                for follower in handle.followers:
-                    follower.join(timeout=5)  # let the last lines of a finished pod arrive
+        if handle.stage.config.is_service:
+            return self._wait_for_rollout(handle)  # services keep streaming while they run
+        result = self._wait_for_job(handle)
+        # A pod that finished quickly may still be sending its last lines: wait for them so
+        # the live output, the failure report and the run record are complete.
+        self._follow_logs(handle, self._stage_pods(handle))
+        for follower in handle.followers:
+            follower.join(timeout=FOLLOWER_DRAIN_SECONDS)
+        result.log_tail = list(handle.tail)
+        return result
 
     def stop(self, handle: KubeHandle) -> None:  # type: ignore[override]
         handle.stop_requested.set()

@@ -88,7 +88,7 @@ def test_job_retries_deadline_ttl_and_pinned_commit() -> None:
     container = pod["containers"][0]
     assert container["args"][container["args"].index("--commit") + 1] == "a" * 40
     assert container["resources"] == {
-        "requests": {"cpu": "0.5", "memory": "512Mi"},
+        "requests": {"cpu": "500m", "memory": "512Mi"},
         "limits": {"memory": "1024Mi"},
     }
     labels = job["metadata"]["labels"]
