@@ -61,6 +61,41 @@ def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def git_auth_env(
+    args: argparse.Namespace, environ: dict[str, str] | None = None
+) -> dict[str, str] | None:
+    """The environment for git with --ssh-key/--known-hosts/--git-token-env applied (paths
+    and the token travel only in this dict, never os.environ); None when none is given."""
+    from bodywork.errors import UsageError
+    from bodywork_bootstrap import gitfetch
+
+    environ = dict(os.environ if environ is None else environ)
+    key, known, token_var = (
+        getattr(args, "ssh_key", None),
+        getattr(args, "known_hosts", None),
+        getattr(args, "git_token_env", None),
+    )
+    extra: dict[str, str] = {}
+    if key or known:
+        if not (key and known):
+            raise UsageError(
+                "--ssh-key and --known-hosts go together: the server's host key is always "
+                "checked (get it with `ssh-keyscan HOST` and verify its fingerprint)"
+            )
+        for flag, path, var in (
+            ("--ssh-key", key, gitfetch.SSH_KEY_ENV),
+            ("--known-hosts", known, gitfetch.KNOWN_HOSTS_ENV),
+        ):
+            if not Path(path).is_file():
+                raise UsageError(f"{flag} {path}: no such file")
+            extra[var] = str(Path(path).resolve())
+    if token_var:
+        if not environ.get(token_var):
+            raise UsageError(f"--git-token-env {token_var}: that variable is not set or empty")
+        extra[gitfetch.TOKEN_ENV] = environ[token_var]
+    return {**environ, **extra} if extra else None
+
+
 def _load_plan(args: argparse.Namespace, run_id: str | None = None):  # noqa: ANN202
     from bodywork import controller
 
@@ -69,7 +104,12 @@ def _load_plan(args: argparse.Namespace, run_id: str | None = None):  # noqa: AN
             _setup_logging(args, project.log_level)  # LOG_LEVEL in bodywork.ini
 
     return controller.load_plan(
-        args.source, args.branch, args.project_dir, run_id=run_id, on_project=apply_log_level
+        args.source,
+        args.branch,
+        args.project_dir,
+        run_id=run_id,
+        on_project=apply_log_level,
+        git_env=git_auth_env(args),
     )
 
 
@@ -81,7 +121,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # `kill` cleans up like Ctrl-C
     the_plan = _load_plan(args)
     printer = _printer(the_plan)
-    executor = LocalExecutor(printer, default_home(dict(os.environ)), os.environ)
+    # Stages fetch the same URL, so they get the same credentials (as paths and env).
+    stage_env = git_auth_env(args) or os.environ
+    executor = LocalExecutor(printer, default_home(dict(os.environ)), stage_env)
     try:
         outcome = workflow.run_workflow(the_plan, executor)
         controller.send_webhook(the_plan, outcome)
@@ -166,13 +208,19 @@ def cmd_workflow(args: argparse.Namespace) -> int:
         record = records.find_record(client.CoreV1Api(api), namespace, args.resume)
         if record is None:
             raise UsageError(f"no run '{args.resume}' in namespace '{namespace}'")
-        if record.get("status") != records.FAILED:
-            raise UsageError(
-                f"run {record['run_id']} is {record.get('status')}: only a failed run resumes"
-            )
+        status = record.get("status")
+        if status == records.SUCCEEDED:
+            raise UsageError(f"run {record['run_id']} succeeded: there is nothing to resume")
         args.branch = record["commit"]  # the same commit, whatever the branch says now
-        skip_steps = max(0, (record.get("failed_step") or 1) - 1)
-        extra["resumed_from"] = record["run_id"]
+        if status == records.RUNNING:
+            # Its controller died (the lease below refuses if it is in fact alive):
+            # re-attach as the same run; existing Jobs are adopted, not duplicated.
+            args.run_id = record["run_id"]
+            skip_steps = records.succeeded_steps(record)
+            extra["reattached"] = True
+        else:
+            skip_steps = max(0, (record.get("failed_step") or 1) - 1)
+            extra["resumed_from"] = record["run_id"]
     the_plan = _load_plan(args, run_id=args.run_id)
     settings = objects.RunSettings(
         namespace=namespace,
@@ -180,6 +228,8 @@ def cmd_workflow(args: argparse.Namespace) -> int:
         image_pull_policy=args.image_pull_policy,
         artifacts_size=args.artifacts_size,
         artifacts_storage_class=args.artifacts_storage_class,
+        git_ssh_secret=args.git_ssh_secret,
+        git_token_secret=args.git_token_secret,
     )
     trigger = args.trigger or os.environ.get("BODYWORK_TRIGGER") or "manual"
     outcome = controller.run_in_cluster(
@@ -214,11 +264,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     try:
         if gitsource.is_url(args.source):
+            env = git_auth_env(args)
             source = gitsource.resolve(
-                args.source, args.branch, warn=lambda m: None, project_dir=args.project_dir
+                args.source, args.branch, warn=lambda m: None, project_dir=args.project_dir, env=env
             )
             with tempfile.TemporaryDirectory(prefix="bodywork-validate-") as tmp:
-                root = gitsource.checkout(source, Path(tmp) / "src")
+                root = gitsource.checkout(source, Path(tmp) / "src", env)
                 return report(config.load_project(root, gitsource.project_fallback_name(source)))
         # A local path is validated as it is on disk, so mistakes show up before a commit.
         root = Path(args.source) / args.project_dir
@@ -245,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"bodywork {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from bodywork import cli_ops
 
     def with_source(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
@@ -256,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--project-dir", default="", help="project root inside the repo, if not the repo root"
         )
+        cli_ops.add_local_git_auth(sub)
 
     def with_logging(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
@@ -309,9 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="class of a created artifacts PVC (default: the cluster default)",
     )
+    cli_ops.add_git_secrets(flow)
     flow.set_defaults(handler=cmd_workflow)
-
-    from bodywork import cli_ops
 
     cli_ops.add_commands(commands, with_source, with_logging)
 

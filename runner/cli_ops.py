@@ -66,11 +66,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         record = records.find_record(_core(api), namespace, args.resume)
         if record is None:
             raise UsageError(f"no run '{args.resume}' in namespace '{namespace}'")
-        if record.get("status") != records.FAILED:
-            raise UsageError(
-                f"run {record['run_id']} is {record.get('status')}: "
-                "only a failed run can be resumed"
-            )
+        if record.get("status") == records.SUCCEEDED:
+            raise UsageError(f"run {record['run_id']} succeeded: there is nothing to resume")
         args.branch = record["commit"]
     the_plan = _load_plan(args)  # validate before anything is created
     run = objects.ControllerRun(
@@ -80,6 +77,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         run_id=plan.new_run_id(),
         resume=args.resume,
         webhook_secret=the_plan.webhook_url_secret,
+        git_ssh_secret=args.git_ssh_secret,
+        git_token_secret=args.git_token_secret,
     )
     job = deploy.deploy(api, namespace, run, _image(args), args.image_pull_policy)
     _echo(
@@ -98,13 +97,20 @@ def cmd_render(args: argparse.Namespace) -> int:
     from bodywork.cli import _load_plan
 
     the_plan = _load_plan(args, run_id=args.run_id)
-    settings = objects.RunSettings(namespace=args.namespace, image=_image(args))
+    settings = objects.RunSettings(
+        namespace=args.namespace,
+        image=_image(args),
+        git_ssh_secret=args.git_ssh_secret,
+        git_token_secret=args.git_token_secret,
+    )
     controller = objects.ControllerRun(
         repo=args.source if gitsource.is_url(args.source) else the_plan.source.repo_url,
         branch=args.branch or the_plan.source.commit,
         project_dir=the_plan.source.project_dir,
         run_id=None if args.schedule else the_plan.run_id,
         webhook_secret=the_plan.webhook_url_secret,
+        git_ssh_secret=args.git_ssh_secret,
+        git_token_secret=args.git_token_secret,
     )
     api = _api() if args.dry_run == "server" else None
     version = cronjobs.api_version(api) if api is not None and args.schedule else "batch/v1"
@@ -222,6 +228,8 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
         project_dir=args.project_dir,
         run_id=plan.new_run_id(),
         webhook_secret=the_plan.webhook_url_secret,
+        git_ssh_secret=args.git_ssh_secret,
+        git_token_secret=args.git_token_secret,
     )
     job = deploy.deploy(api, namespace, run, _image(args), args.image_pull_policy)
     _echo(f"run {run.run_id} started: job/{job}; following it")
@@ -271,6 +279,8 @@ def cmd_cronjob(args: argparse.Namespace) -> int:
             branch=args.branch,
             project_dir=args.project_dir,
             webhook_secret=the_plan.webhook_url_secret,
+            git_ssh_secret=args.git_ssh_secret,
+            git_token_secret=args.git_token_secret,
         )
         version = cronjobs.api_version(api)
         body = objects.build_cronjob(
@@ -352,6 +362,41 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------- parser
+def add_local_git_auth(sub: argparse.ArgumentParser) -> None:
+    """Credentials for reading a private repo from this machine (values never printed)."""
+    sub.add_argument(
+        "--ssh-key", default=None, metavar="FILE", help="SSH private key for the git URL"
+    )
+    sub.add_argument(
+        "--known-hosts",
+        default=None,
+        metavar="FILE",
+        help="known_hosts with the git server's key (required with --ssh-key; checked strictly)",
+    )
+    sub.add_argument(
+        "--git-token-env",
+        default=None,
+        metavar="VAR",
+        help="environment variable holding an HTTPS token (default: BODYWORK_GIT_TOKEN)",
+    )
+
+
+def add_git_secrets(sub: argparse.ArgumentParser) -> None:
+    """Secrets through which the controller and stage pods read a private repo."""
+    sub.add_argument(
+        "--git-ssh-secret",
+        default=None,
+        metavar="NAME",
+        help="Secret with keys ssh-privatekey and known_hosts, mounted read-only in every pod",
+    )
+    sub.add_argument(
+        "--git-token-secret",
+        default=None,
+        metavar="NAME",
+        help="Secret with key token, for HTTPS repos (sent as a header, never in the URL)",
+    )
+
+
 def add_commands(
     commands: SubParsers, with_source: Callable[..., None], with_logging: Callable[..., None]
 ) -> None:
@@ -383,6 +428,7 @@ def add_commands(
     with_logging(sub)
     image(sub)
     sub.add_argument("--watch", action="store_true", help="follow the run; exit with its result")
+    add_git_secrets(sub)
     sub.add_argument("--resume", metavar="RUN", help="rerun a failed run from its failed step")
     sub.set_defaults(handler=cmd_deploy)
 
@@ -397,6 +443,7 @@ def add_commands(
         default="none",
         help="server: also have the API server validate every object",
     )
+    add_git_secrets(sub)
     sub.set_defaults(handler=cmd_render, log_level=None, log_format="console")
 
     sub = namespaced(
@@ -419,6 +466,7 @@ def add_commands(
         metavar="NAME=PATH",
         help="create/update Secret NAME from a KEY=VALUE file",
     )
+    add_git_secrets(sub)
     sub.set_defaults(handler=cmd_bootstrap)
 
     sub = namespaced(commands.add_parser("status", help="runs of the namespace, or one run"))
@@ -442,6 +490,8 @@ def add_commands(
     sub.add_argument("--schedule", required=True, help='cron schedule, e.g. "0 3 * * *"')
     sub.add_argument("--name", help="CronJob name (default: <project>--retrain)")
     image(sub)
+    add_local_git_auth(sub)
+    add_git_secrets(sub)
     for action, text in (
         ("list", "scheduled runs"),
         ("delete", "remove a schedule"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +27,17 @@ def load_plan(
     project_dir: str = "",
     run_id: str | None = None,
     on_project: Callable[[config.ProjectConfig], None] | None = None,
+    git_env: Mapping[str, str] | None = None,
 ) -> plan.Plan:
-    """Resolve `location` at `ref` to one commit, validate the project there, plan the run."""
+    """Resolve `location` at `ref` to one commit, validate the project there, plan the run.
+
+    `git_env`: the environment git credentials come from (default: this process's)."""
     source = gitsource.resolve(
         location,
         ref,
         warn=lambda message: log.warning("uncommitted_changes", detail=message),
         project_dir=project_dir,
+        env=git_env,
     )
     log.info(
         "source_pinned",
@@ -42,7 +46,7 @@ def load_plan(
         commit=source.commit,
     )
     with tempfile.TemporaryDirectory(prefix="bodywork-config-") as tmp:
-        root = gitsource.checkout(source, Path(tmp) / "src")
+        root = gitsource.checkout(source, Path(tmp) / "src", git_env)
         project = config.load_project(root, gitsource.project_fallback_name(source))
     if on_project is not None:
         on_project(project)
@@ -73,20 +77,30 @@ def run_in_cluster(
     extra: dict[str, Any] | None = None,
 ) -> RunOutcome:
     """Run `the_plan` with the Kubernetes executor, recording it in the namespace."""
-    from bodywork import records
+    from bodywork import lease, records
     from bodywork.executors.kubernetes import KubernetesExecutor
     from kubernetes import client
 
-    recorder = records.Recorder(
-        client.CoreV1Api(api), settings.namespace, the_plan, trigger, extra=extra
+    holder = f"run {the_plan.run_id}" + (
+        f" (controller pod {os.environ['POD_NAME']})" if os.environ.get("POD_NAME") else ""
     )
-    executor = KubernetesExecutor(api, settings, sink)
+    project_lease = lease.ProjectLease(
+        api, settings.namespace, the_plan.project, the_plan.run_id, holder
+    )
+    project_lease.acquire()  # before anything is created: a refused run leaves no trace
     try:
-        outcome = workflow.run_workflow(
-            the_plan, executor, skip_steps=skip_steps, on_progress=recorder.update
+        recorder = records.Recorder(
+            client.CoreV1Api(api), settings.namespace, the_plan, trigger, extra=extra
         )
+        executor = KubernetesExecutor(api, settings, sink)
+        try:
+            outcome = workflow.run_workflow(
+                the_plan, executor, skip_steps=skip_steps, on_progress=recorder.update
+            )
+        finally:
+            executor.close()
+        recorder.finish(outcome)
     finally:
-        executor.close()
-    recorder.finish(outcome)
+        project_lease.release()
     send_webhook(the_plan, outcome)
     return outcome

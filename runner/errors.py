@@ -9,6 +9,7 @@ would fix it. Context travels as attributes so callers and tests need not parse 
     ├── GitSourceError            3  cannot resolve or fetch the repo
     ├── ClusterError              4  the Kubernetes API refused or failed
     ├── StageFailed(results)      5  a workflow ran and a stage did not succeed
+    ├── RunInProgress             6  another controller holds the project's lease
     └── UsageError                2  the command line itself is wrong
 """
 
@@ -75,3 +76,9 @@ class StageFailed(BodyworkError):
     def __init__(self, message: str, results: Sequence[object] = ()):
         super().__init__(message)
         self.results = list(results)
+
+
+class RunInProgress(BodyworkError):
+    """Another controller is running this project in this namespace right now."""
+
+    exit_code = 6

@@ -9,7 +9,7 @@ Fetching a commit is the bootstrapper's `gitfetch`, shared so both sides fetch t
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import git
@@ -33,8 +33,11 @@ def is_url(location: str) -> bool:
     return bool(_URL.match(location))
 
 
-def _git_error_reason(exc: git.GitCommandError) -> str:
+def _git_error_reason(exc: git.GitCommandError, url: str | None = None) -> str:
     text = exc.stderr if isinstance(exc.stderr, str) else str(exc)
+    explained = gitfetch.explain_auth_failure(text, url)
+    if explained:
+        return explained
     lines = [ln.strip().strip("'") for ln in text.splitlines() if ln.strip()]
     fatal = [ln for ln in lines if "fatal:" in ln or "error:" in ln]
     line = (fatal or lines or ["git failed"])[-1]
@@ -51,15 +54,16 @@ def _is_transient(exc: BaseException) -> bool:
     wait=wait_exponential_jitter(multiplier=0.5, max=4),
     reraise=True,
 )
-def _ls_remote(url: str, *patterns: str) -> str:
+def _ls_remote(url: str, *patterns: str, env: Mapping[str, str] | None = None) -> str:
     runner = git.cmd.Git()
     with runner.custom_environment(
-        **{k: v for k, v in gitfetch.git_env({}).items() if k.startswith("GIT_")}
+        **{k: v for k, v in gitfetch.git_env(env, url=url).items() if k.startswith("GIT_")}
     ):
         return runner.ls_remote(url, *patterns)
 
 
-def resolve_remote(url: str, ref: str | None) -> Source:
+def resolve_remote(url: str, ref: str | None, env: Mapping[str, str] | None = None) -> Source:
+    """`env`: where git credentials come from (see gitfetch.git_env); default os.environ."""
     if ref and _FULL_SHA.match(ref):
         return Source(repo_url=url, commit=ref, ref=ref)
     if ref and _SHORT_SHA.match(ref):
@@ -69,11 +73,13 @@ def resolve_remote(url: str, ref: str | None) -> Source:
     wanted = ref or "HEAD"
     try:
         # `ls-remote URL v1` omits the peeled `refs/tags/v1^{}` line: ask for it by name.
-        listing = _ls_remote(url, wanted, f"{wanted}^{{}}")
+        listing = _ls_remote(url, wanted, f"{wanted}^{{}}", env=env)
     except git.GitCommandError as exc:
         raise GitSourceError(
-            f"cannot read {gitfetch.redact(url)}: {_git_error_reason(exc)}"
+            f"cannot read {gitfetch.redact(url)}: {_git_error_reason(exc, url)}"
         ) from exc
+    except gitfetch.FetchError as exc:  # the SSH key or known_hosts is unusable
+        raise GitSourceError(f"cannot read {gitfetch.redact(url)}: {exc}") from exc
     refs: dict[str, str] = {}
     for line in listing.splitlines():
         sha, _, name = line.partition("\t")
@@ -124,11 +130,17 @@ def resolve_local(path: Path, ref: str | None, warn: Callable[[str], None]) -> S
 
 
 def resolve(
-    location: str, ref: str | None, warn: Callable[[str], None], project_dir: str = ""
+    location: str,
+    ref: str | None,
+    warn: Callable[[str], None],
+    project_dir: str = "",
+    env: Mapping[str, str] | None = None,
 ) -> Source:
-    """Pin `location` (a path or git URL) at `ref` (default: HEAD) to a full commit SHA."""
+    """Pin `location` (a path or git URL) at `ref` (default: HEAD) to a full commit SHA.
+
+    `env` carries git credentials (gitfetch.git_env); default: this process's environment."""
     if is_url(location):
-        source = resolve_remote(location, ref)
+        source = resolve_remote(location, ref, env)
         return Source(source.repo_url, source.commit, source.ref, project_dir.strip("/"))
     path = Path(location) / project_dir if project_dir else Path(location)
     if not path.exists():
@@ -136,10 +148,10 @@ def resolve(
     return resolve_local(path, ref, warn)
 
 
-def checkout(source: Source, dest: Path) -> Path:
+def checkout(source: Source, dest: Path, env: Mapping[str, str] | None = None) -> Path:
     """Check out the pinned commit into `dest`; return the project root inside it."""
     try:
-        gitfetch.fetch_commit(source.repo_url, source.commit, dest)
+        gitfetch.fetch_commit(source.repo_url, source.commit, dest, env)
     except gitfetch.FetchError as exc:
         raise GitSourceError(str(exc)) from exc
     root = dest / source.project_dir

@@ -8,7 +8,7 @@ constants here. Pure: no client, no I/O.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bodywork import names
@@ -33,6 +33,15 @@ TERMINATION_LOG = "/dev/termination-log"
 JOB_TTL_SECONDS = 3600  # finished stage Jobs linger an hour for `kubectl logs`, then go
 PROBE_PERIOD_SECONDS = 2  # startup probe period; failureThreshold stretches it to the limit
 ROLLOUT_GRACE_SECONDS = 30  # progressDeadline beyond MAX_STARTUP_TIME_SECONDS
+# Private repos. The SSH Secret (keys `ssh-privatekey`, `known_hosts`) is a read-only volume,
+# never env; the bootstrapper finds it through GIT_SSH_DIR_ENV. The token Secret's key `token`
+# reaches the pod as GIT_TOKEN_ENV. Names match bodywork_bootstrap.gitfetch (checked in tests).
+GIT_SSH_MOUNT = "/bodywork/git-ssh"
+GIT_SSH_VOLUME = "git-ssh"
+GIT_SSH_MODE = 0o400  # owner read only (with fsGroup the kubelet adds group read)
+GIT_SSH_DIR_ENV = "BODYWORK_GIT_SSH_DIR"
+GIT_TOKEN_ENV = "BODYWORK_GIT_TOKEN"
+GIT_TOKEN_KEY = "token"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +56,31 @@ class RunSettings:
     artifacts_storage_class: str | None = None  # None = the cluster's default class
     ingress_class: str = "nginx"
     job_ttl_seconds: int = JOB_TTL_SECONDS
+    git_ssh_secret: str | None = None  # Secret with ssh-privatekey + known_hosts, mounted
+    git_token_secret: str | None = None  # Secret with key `token` for HTTPS, as env
+
+
+def git_auth_env(ssh_secret: str | None, token_secret: str | None) -> list[Manifest]:
+    """Env entries that point the bootstrapper (or controller) at the Git credentials."""
+    env: list[Manifest] = []
+    if ssh_secret:
+        env.append({"name": GIT_SSH_DIR_ENV, "value": GIT_SSH_MOUNT})  # a path, not a secret
+    if token_secret:
+        env.append(
+            {
+                "name": GIT_TOKEN_ENV,
+                "valueFrom": {"secretKeyRef": {"name": token_secret, "key": GIT_TOKEN_KEY}},
+            }
+        )
+    return env
+
+
+def git_ssh_mount() -> Manifest:
+    return {"name": GIT_SSH_VOLUME, "mountPath": GIT_SSH_MOUNT, "readOnly": True}
+
+
+def git_ssh_volume(secret: str) -> Manifest:
+    return {"name": GIT_SSH_VOLUME, "secret": {"secretName": secret, "defaultMode": GIT_SSH_MODE}}
 
 
 def labels(stage: StageSpec, with_run: bool = True) -> dict[str, str]:
@@ -113,6 +147,7 @@ def _container(stage: StageSpec, image: str, settings: RunSettings) -> Manifest:
         {"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": var}}}
         for var, secret in config.secrets
     ]
+    env += git_auth_env(settings.git_ssh_secret, settings.git_token_secret)
     resources: Manifest = {
         "requests": {
             "cpu": cpu_quantity(config.cpu_request),
@@ -146,11 +181,13 @@ def _container(stage: StageSpec, image: str, settings: RunSettings) -> Manifest:
             {"name": "tmp", "mountPath": "/tmp"},
         ],
     }
+    if settings.git_ssh_secret:
+        container["volumeMounts"].append(git_ssh_mount())
     return container
 
 
 def _pod_spec(stage: StageSpec, image: str, settings: RunSettings) -> Manifest:
-    return {
+    pod: Manifest = {
         "serviceAccountName": STAGE_SERVICE_ACCOUNT,
         "automountServiceAccountToken": False,  # stage code gets no Kubernetes API rights
         "securityContext": {
@@ -172,6 +209,9 @@ def _pod_spec(stage: StageSpec, image: str, settings: RunSettings) -> Manifest:
             {"name": "tmp", "emptyDir": {}},
         ],
     }
+    if settings.git_ssh_secret:
+        pod["volumes"].append(git_ssh_volume(settings.git_ssh_secret))
+    return pod
 
 
 def build_job(stage: StageSpec, image: str, settings: RunSettings) -> Manifest:
@@ -347,8 +387,10 @@ CONTROLLER_RULES: list[Manifest] = [
     {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
     {"apiGroups": [""], "resources": ["persistentvolumeclaims"],
-     "verbs": ["get", "create", "delete", "list", "watch"]},
-    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "get", "update", "list"]},
+     "verbs": ["get", "create", "delete", "watch"]},
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "update", "list"]},
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+     "verbs": ["get", "create", "update", "delete"]},
 ]  # fmt: skip
 
 
@@ -385,6 +427,8 @@ class ControllerRun:
     resume: str | None = None  # a failed run to resume
     trigger: str = "manual"
     webhook_secret: str | None = None  # Secret with key WEBHOOK_URL, read by the kubelet
+    git_ssh_secret: str | None = None  # mounted in the controller and passed to stage pods
+    git_token_secret: str | None = None  # as env in the controller and stage pods
 
 
 def _controller_labels(run: ControllerRun) -> dict[str, str]:
@@ -404,6 +448,10 @@ def _controller_pod(run: ControllerRun, image: str, pull_policy: str) -> Manifes
         args += ["--run-id", run.run_id]
     if run.resume:
         args += ["--resume", run.resume]
+    if run.git_ssh_secret:
+        args += ["--git-ssh-secret", run.git_ssh_secret]
+    if run.git_token_secret:
+        args += ["--git-token-secret", run.git_token_secret]
     args.append(run.repo)
     env: list[Manifest] = [
         {"name": "BODYWORK_TRIGGER", "value": run.trigger},
@@ -424,7 +472,8 @@ def _controller_pod(run: ControllerRun, image: str, pull_policy: str) -> Manifes
                 },
             }
         )
-    return {
+    env += git_auth_env(run.git_ssh_secret, run.git_token_secret)
+    pod: Manifest = {
         "serviceAccountName": CONTROLLER_SERVICE_ACCOUNT,
         "restartPolicy": "Never",
         "securityContext": {
@@ -450,6 +499,13 @@ def _controller_pod(run: ControllerRun, image: str, pull_policy: str) -> Manifes
         }],
         "volumes": [{"name": "tmp", "emptyDir": {}}],
     }  # fmt: skip
+    if run.git_ssh_secret:
+        # The Secret's files are root's with mode 0400; fsGroup makes the kubelet give them
+        # to the pod's group (0440), so the non-root controller can read the key.
+        pod["securityContext"]["fsGroup"] = STAGE_UID
+        pod["containers"][0]["volumeMounts"].append(git_ssh_mount())
+        pod["volumes"].append(git_ssh_volume(run.git_ssh_secret))
+    return pod
 
 
 def _controller_job_spec(run: ControllerRun, image: str, pull_policy: str) -> Manifest:
@@ -493,9 +549,7 @@ def build_cronjob(
     pull_policy: str = "IfNotPresent",
 ) -> Manifest:
     """Scheduled retraining: the controller Job on a cron schedule, never two at once."""
-    run = ControllerRun(
-        run.repo, run.branch, run.project_dir, trigger="cron", webhook_secret=run.webhook_secret
-    )
+    run = replace(run, run_id=None, resume=None, trigger="cron")
     labels = {**_controller_labels(run), CRONJOB_LABEL: name}
     job_spec = _controller_job_spec(run, image, pull_policy)
     job_spec["template"]["metadata"]["labels"] = labels

@@ -149,13 +149,22 @@ class Recorder:
         self.started = time.monotonic()
         self.name = record_name(plan.project, plan.run_id)
         body = build_record(plan, namespace, trigger, self.started_at, extra=self.extra)
-        kube.call(
+        created = kube.create(
             f"create configmap {self.name}",
             namespace,
             core.create_namespaced_config_map,
             namespace,
             body,
         )
+        if created is None:  # the same run re-attaching after its controller died
+            kube.call(
+                f"update configmap {self.name}",
+                namespace,
+                core.replace_namespaced_config_map,
+                self.name,
+                namespace,
+                body,
+            )
 
     def update(self, outcome: RunOutcome, status: str = RUNNING) -> None:
         body = build_record(
@@ -172,6 +181,17 @@ class Recorder:
 
     def finish(self, outcome: RunOutcome) -> None:
         self.update(outcome, SUCCEEDED if outcome.succeeded else FAILED)
+
+
+def succeeded_steps(run: dict[str, Any]) -> int:
+    """How many leading steps of a recorded run had every stage succeed (or skipped)."""
+    status = {s["stage"]: s["status"] for s in run.get("stages", [])}
+    count = 0
+    for step in run.get("dag", []):
+        if not all(status.get(name) in ("succeeded", "skipped") for name in step):
+            break
+        count += 1
+    return count
 
 
 def list_records(core: Any, namespace: str, project: str | None = None) -> list[dict[str, Any]]:

@@ -248,6 +248,7 @@ class KubernetesExecutor:
             size=self.settings.artifacts_size,
             storage_class=created.spec.storage_class_name,
         )
+        self._wait_for_claim(name)
 
     def _wait_for_claim(self, name: str) -> None:
         """Return once the claim is Bound (or will bind with its first pod); else fail

@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         gitfetch.fetch_commit(args.repo, args.commit, checkout)
     except gitfetch.FetchError as exc:
         return _fail(EXIT_FETCH_FAILED, str(exc), args.termination_log)
+    finally:
+        gitfetch.forget_private_keys()  # the stage's code never finds a copy of the key
 
     project_root = (checkout / args.project_dir).resolve()
     stage_dir = project_root / args.stage
@@ -118,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     artifacts = Path(args.artifacts_dir or workdir / "artifacts")
     artifacts.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
+    env.pop(gitfetch.TOKEN_ENV, None)  # the Git token was for fetching, not for stage code
     bin_dir = str(python.parent)
     env.update(
         PYTHONPATH=os.pathsep.join(filter(None, [str(project_root), env.get("PYTHONPATH")])),
