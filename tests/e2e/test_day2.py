@@ -361,3 +361,37 @@ def test_completion_webhook_reaches_a_real_server_and_its_token_stays_secret(
         assert payload["stages"] == {"job": "succeeded"}
     finally:
         server.shutdown()
+
+
+def test_cleanup_dry_run_lists_then_cleanup_removes_runs_and_services(
+    namespace: str, publish
+) -> None:
+    """cleanup --dry-run changes nothing; cleanup --services removes records, Jobs, services."""
+    url, _ = publish("tidy", small_project())
+    done = deploy_watch(namespace, url)
+    assert done.returncode == 0, done.stdout + done.stderr
+    run_id = status_json(namespace)[0]["run"]
+
+    dry = bodywork("cleanup", "-n", namespace, "--older-than-days", "0", "--services", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "would delete run record e2e--run--" in dry.stdout
+    assert "would delete deployment e2e--web" in dry.stdout
+    assert status_json(namespace)[0]["run"] == run_id  # still there
+
+    real = bodywork("cleanup", "-n", namespace, "--older-than-days", "0", "--services")
+    assert real.returncode == 0, real.stderr
+    assert "deleted service e2e--web" in real.stdout
+    assert status_json(namespace) == []
+    assert (
+        kubectl(
+            "get",
+            "deploy,svc,jobs",
+            "-n",
+            namespace,
+            "-l",
+            "app.kubernetes.io/managed-by=bodywork",
+            "-o",
+            "name",
+        ).strip()
+        == ""
+    )
