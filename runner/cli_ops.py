@@ -88,7 +88,16 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     if not args.watch:
         _echo(f"follow it with: bodywork logs -n {namespace} {run.run_id} --follow")
         return 0
-    return deploy.follow(api, namespace, job, _echo)
+    try:
+        return deploy.follow(api, namespace, job, _echo)
+    except KeyboardInterrupt:
+        # Only the following stops: the run is the controller Job's, in the cluster.
+        print(
+            f"stopped following; run {run.run_id} continues in the cluster "
+            f"(bodywork logs -n {namespace} {run.run_id} --follow)",
+            file=sys.stderr,
+        )
+        return 130
 
 
 # ---------------------------------------------------------------------------- render

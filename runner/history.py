@@ -107,6 +107,25 @@ def get_run(core: Any, namespace: str, run_id: str) -> dict[str, Any]:
     return run
 
 
+RECORD_WAIT_SECONDS = 120  # `logs -f` right after `deploy`: the controller pod is starting
+
+
+def wait_for_run(core: Any, namespace: str, run_id: str) -> dict[str, Any]:
+    """The run's record, waiting (by watch) for its controller to create it."""
+    run = records.find_record(core, namespace, run_id)
+    if run is not None:
+        return run
+    selector = f"{objects.RUN_LABEL}={run_id},{objects.ROLE_LABEL}={records.RECORD_ROLE}"
+    for _event in watch.Watch().stream(
+        core.list_namespaced_config_map,
+        namespace,
+        label_selector=selector,
+        timeout_seconds=RECORD_WAIT_SECONDS,
+    ):
+        return get_run(core, namespace, run_id)
+    return get_run(core, namespace, run_id)  # still none: the usual clear error
+
+
 def print_logs(
     api: client.ApiClient,
     namespace: str,
@@ -117,7 +136,7 @@ def print_logs(
 ) -> None:
     """A run's stage logs: live from the controller while it runs (--follow), else recorded."""
     core = client.CoreV1Api(api)
-    run = get_run(core, namespace, run_id)
+    run = wait_for_run(core, namespace, run_id) if follow else get_run(core, namespace, run_id)
     known = [s["stage"] for s in run.get("stages", [])] or [
         name for step in run.get("dag", []) for name in step
     ]

@@ -4,6 +4,7 @@ commit, the on-failure stage, and a completion webhook received by a real HTTP s
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import json
 import secrets
@@ -395,3 +396,78 @@ def test_cleanup_dry_run_lists_then_cleanup_removes_runs_and_services(
         ).strip()
         == ""
     )
+
+
+def test_logs_follow_streams_a_run_started_without_watch(namespace: str, publish) -> None:
+    """deploy (no --watch) then logs RUN STAGE -f: the stage's lines arrive as they happen."""
+    talk = (
+        "import time\nfor i in range(3):\n    print(f'tick {i}', flush=True)\n    time.sleep(2)\n"
+    )
+    url, _ = publish("follow", project_files("talk", {"talk": (batch_config(), talk)}))
+    started = bodywork("deploy", "-n", namespace, "--image", IMAGE, url)
+    assert started.returncode == 0, started.stderr
+    run_id = started.stdout.split()[1]  # "run <id> of <project> at <sha> started: ..."
+    followed = bodywork("logs", "-n", namespace, run_id, "talk", "--follow", timeout=300)
+    assert followed.returncode == 0, followed.stderr
+    ticks = [ln.split("| ", 1)[-1] for ln in followed.stdout.splitlines() if "tick" in ln]
+    assert ticks == ["tick 0", "tick 1", "tick 2"]
+
+
+def test_interrupting_deploy_watch_leaves_the_run_going(namespace: str, publish) -> None:
+    """Ctrl-C stops following only: the controller Job finishes the run in the cluster."""
+    import signal
+
+    slow = "import time\nprint('working', flush=True)\ntime.sleep(8)\nprint('finished')\n"
+    url, _ = publish("ctrlc", project_files("work", {"work": (batch_config(), slow)}))
+    process = subprocess.Popen(
+        ["bodywork", "deploy", "-n", namespace, "--image", IMAGE, "--watch", url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if "work | working" in line:
+            break
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert "continues in the cluster" in stderr and "Traceback" not in stderr
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and status_json(namespace)[0]["status"] == "running":
+        time.sleep(2)
+    assert status_json(namespace)[0]["status"] == "succeeded"
+
+
+def test_a_planted_secret_value_appears_in_no_output_channel(namespace: str, publish) -> None:
+    """The value reaches the stage's env only: not output, record, status, logs, render, events."""
+    value = f"planted-{secrets.token_hex(12)}"
+    created = bodywork("secret", "create", "-n", namespace, "model-creds", f"API_KEY={value}")
+    assert created.returncode == 0, created.stderr
+    # The stage proves it received the value by its hash; the value itself is never printed.
+    digest = hashlib.sha256(value.encode()).hexdigest()
+    check = (
+        "import hashlib, os\n"
+        "seen = hashlib.sha256(os.environ['API_KEY'].encode()).hexdigest()\n"
+        f"print('secret present:', seen == {digest!r})\n"
+    )
+    files = project_files(
+        "use", {"use": (batch_config("[secrets]\nAPI_KEY = model-creds\n"), check)}
+    )
+    url, _ = publish("planted", files)
+    done = deploy_watch(namespace, url)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "secret present: True" in done.stdout  # the stage really had it
+    run_id = status_json(namespace)[0]["run"]
+    channels = {
+        "deploy output": done.stdout + done.stderr,
+        "status": bodywork("status", "-n", namespace, run_id, "-o", "yaml").stdout,
+        "logs": bodywork("logs", "-n", namespace, run_id).stdout,
+        "render": bodywork("render", "-n", namespace, "--image", IMAGE, url).stdout,
+        "secret list": bodywork("secret", "list", "-n", namespace, "-o", "json").stdout,
+        "records": kubectl("get", "configmaps", "-n", namespace, "-o", "yaml"),
+        "events": kubectl("get", "events", "-n", namespace, "-o", "yaml"),
+        "objects": kubectl("get", "jobs,pods,deployments", "-n", namespace, "-o", "yaml"),
+    }
+    leaks = [name for name, text in channels.items() if value in text]
+    assert leaks == []

@@ -261,3 +261,27 @@ def test_redeploy_updates_service_port_and_removes_ingress_when_turned_off(
     assert kubectl("get", "ingress", "-n", namespace, "-o", "name").strip() == ""
     assert cluster_ip(namespace, "e2e--web") == ip  # same Service, same ClusterIP
     assert http_get(f"http://{ip}:8081/") == b"b"
+
+
+def test_oom_killed_stage_is_named_with_its_memory_limit(namespace: str, publish) -> None:
+    """A stage that outgrows MEMORY_LIMIT_MB fails as OOMKilled, not a bare exit code."""
+    hog = "blocks = []\nwhile True:\n    blocks.append(bytearray(16 * 1024 * 1024))\n"
+    config_ini = batch_config("MEMORY_REQUEST_MB = 64\nMEMORY_LIMIT_MB = 64\n")
+    url, _ = publish("oom", project_files("hog", {"hog": (config_ini, hog)}))
+    done = run_workflow(namespace, url)
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert "OOMKilled (memory limit 64Mi)" in done.stderr
+
+
+def test_unresolvable_requirement_fails_as_a_named_bootstrap_failure(
+    namespace: str, publish
+) -> None:
+    """uv cannot resolve a requirement: the reason names it (termination message)."""
+    files = project_files("train", {"train": (batch_config(), "print('never')\n")})
+    files["train/requirements.txt"] = "bodywork-no-such-package-xyz==1.0\n"
+    url, _ = publish("badreq", files)
+    done = run_workflow(namespace, url)
+    assert done.returncode == 5, done.stdout + done.stderr
+    assert "bootstrap failed: cannot install requirements for stage 'train'" in done.stderr
+    assert "'bodywork-no-such-package-xyz==1.0' (requirements.txt line 1)" in done.stderr
+    assert "never" not in done.stdout
