@@ -4,13 +4,16 @@ wheelhouse of real wheels so installs need no network, and an isolated BODYWORK_
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
+import re
 import socket
 import subprocess
 import time
 import zipfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -152,3 +155,135 @@ def offline_env(wheelhouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
     monkeypatch.setenv("BODYWORK_HOME", str(home))
     return home
+
+
+# ------------------------------------------------------------------------------ sshd
+# A real OpenSSH server for private-repo tests (tests/local/test_private_repos.py on
+# 127.0.0.1; tests/e2e/test_private_repo_ssh.py on the lab host IP, so pods reach it).
+SSHD = "/usr/sbin/sshd"
+SSH_KEY_FILE = "ssh-privatekey"  # = bodywork_bootstrap.gitfetch.SSH_KEY_FILE
+KNOWN_HOSTS_FILE = "known_hosts"  # = bodywork_bootstrap.gitfetch.KNOWN_HOSTS_FILE
+
+
+def keygen(path: Path, comment: str) -> tuple[str, str]:
+    """A real ed25519 key pair at `path`; returns (private text, public line)."""
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+        check=True,
+        capture_output=True,
+    )
+    return path.read_text(), path.with_suffix(".pub").read_text().strip()
+
+
+def key_body(private_text: str) -> list[str]:
+    """The base64 lines of a private key: none of them may appear anywhere."""
+    return [ln for ln in private_text.splitlines() if ln and not ln.startswith("-----")]
+
+
+def assert_no_secret(text: str, *secrets: str) -> None:
+    for secret in secrets:
+        assert secret not in text, "a secret leaked into output"
+
+
+@dataclass
+class SshServer:
+    port: int
+    host_public: str  # "ssh-ed25519 AAAA..." of the server's host key
+    client_key: Path
+    client_private: str
+    base: Path  # bare repos live here
+    log: Path
+    dir: Path
+    probe_ports: set[int] = field(default_factory=set)  # the fixture's readiness checks
+    listen: str = "127.0.0.1"
+    user: str = "root"
+
+    def connections(self) -> int:
+        """TCP connections sshd logged, apart from the fixture's own readiness checks."""
+        pattern = rf"Connection from \S+ port (\d+) on {re.escape(self.listen)} "
+        found = re.findall(pattern, self.log.read_text())
+        return len([p for p in found if int(p) not in self.probe_ports])
+
+    @property
+    def host(self) -> str:
+        return f"[{self.listen}]:{self.port}"
+
+    def url(self, bare: Path) -> str:
+        return f"ssh://{self.user}@{self.listen}:{self.port}{bare}"
+
+    def known_hosts(self, name: str, public: str | None = None) -> Path:
+        path = self.dir / name
+        path.write_text(f"{self.host} {public or self.host_public}\n")
+        return path
+
+    def ssh_dir(self, name: str, known_hosts: str | None, key_mode: int = 0o600) -> Path:
+        """A directory laid out like the mounted Secret: ssh-privatekey (+ known_hosts)."""
+        folder = self.dir / name
+        folder.mkdir()
+        key = folder / SSH_KEY_FILE
+        key.write_text(self.client_private)
+        key.chmod(key_mode)
+        if known_hosts is not None:
+            (folder / KNOWN_HOSTS_FILE).write_text(known_hosts)
+        return folder
+
+
+@contextlib.contextmanager
+def running_sshd(tmp_path: Path, listen: str = "127.0.0.1") -> Iterator[SshServer]:
+    """A real sshd on `listen` with its own host key, accepting one real client key."""
+    import getpass
+
+    if not Path(SSHD).exists():
+        pytest.fail(f"{SSHD} is missing: apt-get install -y openssh-server (.ci/run does)")
+    folder = tmp_path / "sshd"
+    folder.mkdir()
+    _, host_public = keygen(folder / "host_ed25519", "host")
+    client_private, client_public = keygen(folder / "client_ed25519", "client")
+    (folder / "authorized_keys").write_text(client_public + "\n")
+    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation directory
+    port = free_port()
+    config = folder / "sshd_config"
+    config.write_text(
+        f"Port {port}\nListenAddress {listen}\nHostKey {folder / 'host_ed25519'}\n"
+        f"PidFile {folder / 'sshd.pid'}\nAuthorizedKeysFile {folder / 'authorized_keys'}\n"
+        "StrictModes no\nUsePAM no\nPasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
+        "PermitRootLogin prohibit-password\nLogLevel VERBOSE\n"
+    )
+    log = folder / "sshd.log"
+    with log.open("w") as log_file:
+        process = subprocess.Popen(
+            [SSHD, "-D", "-e", "-f", str(config)], stdout=log_file, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + 10
+    probes: set[int] = set()
+    while True:
+        try:
+            with socket.create_connection((listen, port), timeout=1) as conn:
+                probes.add(conn.getsockname()[1])
+                if conn.recv(64).startswith(b"SSH-"):
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"sshd did not start: {log.read_text()}")
+        time.sleep(0.05)
+    base = tmp_path / "ssh-repos"
+    base.mkdir()
+    try:
+        yield SshServer(
+            port,
+            host_public.rsplit(" ", 1)[0],
+            folder / "client_ed25519",
+            client_private,
+            base,
+            log,
+            folder,
+            probes,
+            listen,
+            getpass.getuser(),
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

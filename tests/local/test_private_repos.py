@@ -8,9 +8,7 @@ from __future__ import annotations
 import base64
 import getpass
 import os
-import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -25,12 +23,20 @@ from bodywork import gitsource
 from bodywork.errors import GitSourceError
 from bodywork_bootstrap import EXIT_FETCH_FAILED, gitfetch
 
-from tests.conftest import commit_all, free_port, git, write_files
+from tests.conftest import (
+    SshServer,
+    assert_no_secret,
+    commit_all,
+    git,
+    key_body,
+    keygen,
+    running_sshd,
+    write_files,
+)
 from tests.local.projects import batch_stage, project_ini
 
 pytestmark = pytest.mark.usefixtures("offline_env")
 
-SSHD = "/usr/sbin/sshd"
 TOKEN = "ghp_s3cr3tT0kenValue0123456789abcdefXYZ"
 STAGE_CODE = (
     "import os\n"
@@ -47,122 +53,12 @@ def no_warnings(message: str) -> None:
     raise AssertionError(f"unexpected warning: {message}")
 
 
-def keygen(path: Path, comment: str) -> tuple[str, str]:
-    """A real ed25519 key pair at `path`; returns (private text, public line)."""
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
-        check=True,
-        capture_output=True,
-    )
-    return path.read_text(), path.with_suffix(".pub").read_text().strip()
-
-
-def key_body(private_text: str) -> list[str]:
-    """The base64 lines of a private key: none of them may appear anywhere."""
-    return [ln for ln in private_text.splitlines() if ln and not ln.startswith("-----")]
-
-
-def assert_no_secret(text: str, *secrets: str) -> None:
-    for secret in secrets:
-        assert secret not in text, "a secret leaked into output"
-
-
 # ------------------------------------------------------------------------------ sshd
-@dataclass
-class SshServer:
-    port: int
-    host_public: str  # "ssh-ed25519 AAAA..." of the server's host key
-    client_key: Path
-    client_private: str
-    base: Path  # bare repos live here
-    log: Path
-    dir: Path
-    probe_ports: set[int] = field(default_factory=set)  # the fixture's readiness checks
-
-    def connections(self) -> int:
-        """TCP connections sshd logged, apart from the fixture's own readiness checks."""
-        found = re.findall(r"Connection from 127\.0\.0\.1 port (\d+)", self.log.read_text())
-        return len([p for p in found if int(p) not in self.probe_ports])
-
-    @property
-    def host(self) -> str:
-        return f"[127.0.0.1]:{self.port}"
-
-    def url(self, bare: Path) -> str:
-        return f"ssh://{getpass.getuser()}@127.0.0.1:{self.port}{bare}"
-
-    def known_hosts(self, name: str, public: str | None = None) -> Path:
-        path = self.dir / name
-        path.write_text(f"{self.host} {public or self.host_public}\n")
-        return path
-
-    def ssh_dir(self, name: str, known_hosts: str | None, key_mode: int = 0o600) -> Path:
-        """A directory laid out like the mounted Secret: ssh-privatekey (+ known_hosts)."""
-        folder = self.dir / name
-        folder.mkdir()
-        key = folder / gitfetch.SSH_KEY_FILE
-        key.write_text(self.client_private)
-        key.chmod(key_mode)
-        if known_hosts is not None:
-            (folder / gitfetch.KNOWN_HOSTS_FILE).write_text(known_hosts)
-        return folder
-
-
 @pytest.fixture
 def sshd(tmp_path: Path) -> Iterator[SshServer]:
     """A real sshd on 127.0.0.1 with its own host key, accepting one real client key."""
-    if not Path(SSHD).exists():
-        pytest.fail(f"{SSHD} is missing: apt-get install -y openssh-server (.ci/run does)")
-    folder = tmp_path / "sshd"
-    folder.mkdir()
-    _, host_public = keygen(folder / "host_ed25519", "host")
-    client_private, client_public = keygen(folder / "client_ed25519", "client")
-    (folder / "authorized_keys").write_text(client_public + "\n")
-    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation directory
-    port = free_port()
-    config = folder / "sshd_config"
-    config.write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {folder / 'host_ed25519'}\n"
-        f"PidFile {folder / 'sshd.pid'}\nAuthorizedKeysFile {folder / 'authorized_keys'}\n"
-        "StrictModes no\nUsePAM no\nPasswordAuthentication no\n"
-        "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
-        "PermitRootLogin prohibit-password\nLogLevel VERBOSE\n"
-    )
-    log = folder / "sshd.log"
-    with log.open("w") as log_file:
-        process = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", str(config)], stdout=log_file, stderr=subprocess.STDOUT
-        )
-    deadline = time.monotonic() + 10
-    probes: set[int] = set()
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
-                probes.add(conn.getsockname()[1])
-                if conn.recv(64).startswith(b"SSH-"):
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise AssertionError(f"sshd did not start: {log.read_text()}")
-        time.sleep(0.05)
-    base = tmp_path / "ssh-repos"
-    base.mkdir()
-    try:
-        yield SshServer(
-            port,
-            host_public.rsplit(" ", 1)[0],
-            folder / "client_ed25519",
-            client_private,
-            base,
-            log,
-            folder,
-            probes,
-        )
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with running_sshd(tmp_path) as server:
+        yield server
 
 
 def bare_copy(repo: Path, base: Path, name: str = "project.git") -> Path:
