@@ -209,12 +209,14 @@ class Informer:
         label_selector: str,
         kind: str,
         changes: Changes,
+        read_timeout: float = WATCH_READ_TIMEOUT_SECONDS,
     ):
         self.list_fn = list_fn
         self.namespace = namespace
         self.label_selector = label_selector
         self.kind = kind
         self.changes = changes
+        self.read_timeout = read_timeout  # seconds without a byte before a watch is stalled
         self.objects: dict[str, Any] = {}
         self._lock = threading.Lock()
         self.synced = threading.Event()
@@ -269,7 +271,7 @@ class Informer:
                     label_selector=self.label_selector,
                     resource_version=resource_version,
                     timeout_seconds=WATCH_SERVER_TIMEOUT_SECONDS,
-                    _request_timeout=(10, WATCH_READ_TIMEOUT_SECONDS),
+                    _request_timeout=(10, self.read_timeout),
                 ):
                     if self._stopped.is_set():
                         break

@@ -102,7 +102,13 @@ def _condition(obj: Any, kind: str) -> Any:
 
 
 class KubernetesExecutor:
-    def __init__(self, api: client.ApiClient, settings: objects.RunSettings, sink: LogSink):
+    def __init__(
+        self,
+        api: client.ApiClient,
+        settings: objects.RunSettings,
+        sink: LogSink,
+        watch_read_timeout: float = kube.WATCH_READ_TIMEOUT_SECONDS,
+    ):
         self.api = api
         self.settings = settings
         self.sink = sink
@@ -115,6 +121,7 @@ class KubernetesExecutor:
         self.handles: list[KubeHandle] = []
         self.informers: list[kube.Informer] = []
         self.image = settings.image
+        self.watch_read_timeout = watch_read_timeout  # for the informers' watches
 
     # ------------------------------------------------------------------ Executor protocol
     def prepare(self, plan: Plan) -> None:
@@ -166,9 +173,18 @@ class KubernetesExecutor:
         if handle.stage.config.is_service:
             return self._wait_for_rollout(handle)  # services keep streaming while they run
         result = self._wait_for_job(handle)
-        # A pod that finished quickly may still be sending its last lines: wait for them so
-        # the live output, the failure report and the run record are complete.
-        self._follow_logs(handle, self._stage_pods(handle))
+        # A pod that finished quickly may not have been seen running (its watch may even be
+        # reconnecting): read the Job's pods fresh from the API, follow any not yet
+        # followed, and wait for their last lines, so the live output, the failure report
+        # and the run record are complete.
+        fresh = kube.call(
+            f"list pods of job {handle.name}",
+            self.namespace,
+            self.core.list_namespaced_pod,
+            self.namespace,
+            label_selector=f"job-name={handle.name}",
+        ).items
+        self._follow_logs(handle, fresh)
         for follower in handle.followers:
             follower.join(timeout=FOLLOWER_DRAIN_SECONDS)
         result.log_tail = list(handle.tail)
@@ -190,7 +206,9 @@ class KubernetesExecutor:
 
     # ------------------------------------------------------------------ set-up
     def _informer(self, list_fn: Any, selector: str, kind: str) -> kube.Informer:
-        informer = kube.Informer(list_fn, self.namespace, selector, kind, self.changes).start()
+        informer = kube.Informer(
+            list_fn, self.namespace, selector, kind, self.changes, self.watch_read_timeout
+        ).start()
         self.informers.append(informer)
         return informer
 
@@ -265,23 +283,9 @@ class KubernetesExecutor:
                 return
             if time.monotonic() > deadline:
                 break
-            events = kube.call(
-                "list events",
-                ns,
-                self.core.list_namespaced_event,
-                ns,
-                field_selector=f"involvedObject.name={name}",
-            ).items
-            if any(e.reason == "WaitForFirstConsumer" for e in events):
+            if any(e.reason == "WaitForFirstConsumer" for e in self._events_of(name)):
                 return  # binding mode WaitForFirstConsumer: the first stage pod binds it
-        events = kube.call(
-            "list events",
-            ns,
-            self.core.list_namespaced_event,
-            ns,
-            field_selector=f"involvedObject.name={name}",
-        ).items
-        warnings = [e.message for e in events if e.type == "Warning"]
+        warnings = [e.message for e in self._events_of(name) if e.type == "Warning"]
         detail = warnings[-1] if warnings else "no event explains why"
         raise ClusterError(
             f"artifacts claim '{name}' is not bound after {CLAIM_BIND_SECONDS}s: {detail}; "
@@ -580,20 +584,24 @@ class KubernetesExecutor:
         except Exception as exc:  # noqa: BLE001 - a lost log stream must not fail the stage
             log.debug("log_stream_ended", pod=pod, error=type(exc).__name__)
 
+    def _events_of(self, name: str) -> list[Any]:
+        """The events about one object (a pod or the artifacts claim), oldest first."""
+        return kube.call(
+            "list events",
+            self.namespace,
+            self.core.list_namespaced_event,
+            self.namespace,
+            field_selector=f"involvedObject.name={name}",
+        ).items
+
     def _report_events(self, handle: KubeHandle, pods: list[Any]) -> None:
         """Print the Warning events of a failed stage's pods (scheduler, kubelet)."""
         for pod in pods[-2:]:
             try:
-                events = kube.call(
-                    "list events",
-                    self.namespace,
-                    self.core.list_namespaced_event,
-                    self.namespace,
-                    field_selector=f"involvedObject.name={pod.metadata.name}",
-                )
+                events = self._events_of(pod.metadata.name)
             except ClusterError:
                 return
-            for event in events.items:
+            for event in events:
                 if event.type == "Warning":
                     line = f"[event] {event.reason}: {event.message}"
                     handle.tail.append(line)

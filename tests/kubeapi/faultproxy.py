@@ -10,6 +10,7 @@ recorded. Rules added at runtime replace or damage matching answers:
     proxy.reset_connection(path_regex=r"/pods$", watch=True)    # close without answering
     proxy.gone_on_watch(path_regex=r"/pods$")                   # a 410 ERROR event, then EOF
     proxy.drop_watch_after(r"/pods$", events=2)                 # N event lines, then cut
+    proxy.stall_watch(r"/pods$", after_events=0)                # N event lines, then silence
     proxy.forbid(method="POST", path_regex=r"/jobs$")           # 403 like RBAC answers
 
 A rule applies to the first `times` matching requests (None: every one), in the order
@@ -23,6 +24,7 @@ import http.client
 import http.server
 import json
 import re
+import select
 import socket
 import ssl
 import struct
@@ -92,7 +94,7 @@ class Request:
 
 @dataclass
 class Rule:
-    kind: str  # fail | lose | reset | gone | drop | forbid
+    kind: str  # fail | lose | reset | gone | drop | stall | forbid
     method: str | None
     path_regex: str
     watch: bool | None  # None: watch and non-watch requests alike
@@ -101,6 +103,7 @@ class Rule:
     events: int = 0
     user: str = ""
     hits: int = 0
+    dropped: list[bytes] = field(default_factory=list, repr=False)  # stall: lines not sent
     _pattern: re.Pattern[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -177,6 +180,7 @@ class FaultProxy:
         self.rules: list[Rule] = []
         self.log: list[Request] = []
         self._lock = threading.Lock()
+        self._stopping = threading.Event()  # ends stalled streams
         self._open: set[socket.socket] = set()  # client sockets, closed on stop()
         self._upstreams: set[http.client.HTTPConnection] = set()  # ditto, upstream
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -203,6 +207,7 @@ class FaultProxy:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         self.server.shutdown()
         self.server.server_close()
         with self._lock:
@@ -265,6 +270,14 @@ class FaultProxy:
     def drop_watch_after(self, path_regex: str = ".*", events: int = 1, times: int = 1) -> Rule:
         """Forward `events` event lines of a watch stream, then cut the connection."""
         return self._add(Rule("drop", "GET", path_regex, True, times, events=events))
+
+    def stall_watch(self, path_regex: str = ".*", after_events: int = 0, times: int = 1) -> Rule:
+        """Forward `after_events` event lines, then send nothing more and never close.
+
+        The client's connection stays open until it disconnects or the proxy stops; the
+        upstream watch keeps running and its later lines are kept in `rule.dropped`.
+        """
+        return self._add(Rule("stall", "GET", path_regex, True, times, events=after_events))
 
     def forbid(
         self,
@@ -531,6 +544,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 if rule is not None and rule.kind == "drop":
                     self._copy_lines_then_cut(response, rule.events)
                     return
+                if rule is not None and rule.kind == "stall":
+                    self._copy_lines_then_stall(upstream, response, rule)
+                    return
                 self._copy(response, self._chunk)
                 self._chunk(b"")
         except (OSError, http.client.HTTPException):
@@ -554,8 +570,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 return
             write(data)
 
-    def _copy_lines_then_cut(self, response: http.client.HTTPResponse, events: int) -> None:
-        """Forward whole lines (one watch event each) until `events`, then reset."""
+    def _copy_lines(self, response: http.client.HTTPResponse, events: int) -> bytes | None:
+        """Forward whole lines (one watch event each) until `events`; return what was read
+        beyond them, or None if upstream ended first (the client's stream is then ended)."""
         buffer = b""
         sent = 0
         while sent < events:
@@ -564,11 +581,51 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 if buffer:
                     self._chunk(buffer)
                 self._chunk(b"")
-                return
+                return None
             buffer += data
             while sent < events and b"\n" in buffer:
                 line, buffer = buffer.split(b"\n", 1)
                 self._chunk(line + b"\n")
                 sent += 1
+        return buffer
+
+    def _copy_lines_then_cut(self, response: http.client.HTTPResponse, events: int) -> None:
+        """Forward whole lines (one watch event each) until `events`, then reset."""
+        if self._copy_lines(response, events) is None:
+            return
         self.close_connection = True
         _abort(self.connection)
+
+    def _copy_lines_then_stall(
+        self, upstream: http.client.HTTPConnection, response: http.client.HTTPResponse, rule: Rule
+    ) -> None:
+        """Forward `rule.events` lines, then go silent until the client leaves or the proxy
+        stops, reading upstream on meanwhile and keeping its lines in `rule.dropped`."""
+        leftover = self._copy_lines(response, rule.events)
+        if leftover is None:
+            return
+
+        def drain(buffer: bytes) -> None:
+            with contextlib.suppress(OSError, ValueError, http.client.HTTPException):
+                while data := response.read1(65536):
+                    buffer += data
+                    while b"\n" in buffer:
+                        line, buffer = buffer.split(b"\n", 1)
+                        rule.dropped.append(line)
+
+        drainer = threading.Thread(target=drain, args=(leftover,), name="faultproxy-stall")
+        drainer.daemon = True
+        drainer.start()
+        self.close_connection = True
+        try:
+            while not self.owner._stopping.is_set():
+                readable, _, _ = select.select([self.connection], [], [], 0.2)
+                if readable:  # EOF (the client gave up) or bytes it should not send: end
+                    break
+        except (OSError, ValueError):
+            pass  # stop() closed the socket under us
+        finally:
+            if upstream.sock is not None:
+                with contextlib.suppress(OSError):
+                    upstream.sock.shutdown(socket.SHUT_RDWR)  # wakes the drainer
+            drainer.join(timeout=5)

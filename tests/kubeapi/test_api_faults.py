@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ from kubernetes import client
 
 from tests.e2e.conftest import IMAGE, kubectl
 from tests.e2e.test_kubernetes import batch_config, project_files
-from tests.kubeapi.faultproxy import FaultProxy, Request, describe_request
+from tests.kubeapi.faultproxy import FaultProxy, Request, Rule, describe_request
 
 CONTROLLER = "bodywork-controller"
 
@@ -84,18 +85,19 @@ def wait_until(changes: kube.Changes, predicate: Callable[[], bool], timeout: fl
 
 
 @pytest.fixture
-def pod_informer(api: client.ApiClient, namespace: str) -> Iterator[Callable[[], kube.Informer]]:
+def pod_informer(api: client.ApiClient, namespace: str) -> Iterator[Callable[..., kube.Informer]]:
     """Start (on call) an Informer on this test's pods, through the proxy; stop it after."""
     started: list[kube.Informer] = []
     label = secrets.token_hex(3)
 
-    def start() -> kube.Informer:
+    def start(read_timeout: float = kube.WATCH_READ_TIMEOUT_SECONDS) -> kube.Informer:
         informer = kube.Informer(
             client.CoreV1Api(api).list_namespaced_pod,
             namespace,
             f"faulttest={label}",
             "pods",
             kube.Changes(),
+            read_timeout=read_timeout,
         ).start()
         informer.label = label  # type: ignore[attr-defined]
         started.append(informer)
@@ -409,3 +411,114 @@ def test_workflow_succeeds_when_the_answer_to_a_job_create_is_lost(
     assert [r.status for r in proxy.requests("POST", r"/jobs$")] == [504, 409]
     assert ("only", "only ran") in lines
     assert len(run_jobs(workflow_namespace, the_plan.run_id)) == 1  # the first create's
+
+
+# ---------------------------------------------------------------------------- stalled watches
+STALL_READ_TIMEOUT = 3  # seconds; the controller's default is kube.WATCH_READ_TIMEOUT_SECONDS
+JOB_STALL_READ_TIMEOUT = 12  # long enough for a one-line batch stage to finish inside it
+
+
+def dropped_events(rule: Rule) -> list[tuple[str, dict]]:
+    """The (type, object) events a stalled watch read upstream but never sent on."""
+    events = [json.loads(line) for line in rule.dropped if line.strip()]
+    return [(e["type"], e["object"]) for e in events]
+
+
+def test_proxy_stall_keeps_the_watch_open_and_silent_until_the_client_leaves(
+    proxy: FaultProxy, namespace: str
+) -> None:
+    """A stalled watch sends headers, then no byte and no close; leaving frees upstream."""
+    stall = proxy.stall_watch(r"/pods$", after_events=0)
+    label = secrets.token_hex(3)
+    host, port = proxy.url.removeprefix("http://").split(":")
+    path = f"/api/v1/namespaces/{namespace}/pods?watch=true&labelSelector=faulttest%3D{label}"
+    connection = socket.create_connection((host, int(port)), timeout=10)
+    connection.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += connection.recv(65536)
+    head, body = received.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200")
+    assert body == b""
+    connection.settimeout(1.0)
+    with pytest.raises(TimeoutError):
+        connection.recv(65536)  # b"" would mean the proxy closed the stream
+    park_pod(namespace, "unsent", label)
+    deadline = time.monotonic() + 10
+    while not stall.dropped and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [(kind, obj["metadata"]["name"]) for kind, obj in dropped_events(stall)] == [
+        ("ADDED", "unsent")
+    ]
+    with pytest.raises(TimeoutError):
+        connection.recv(65536)  # the event was read upstream and not sent on
+    connection.close()
+    deadline = time.monotonic() + 5
+    while proxy._upstreams and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not proxy._upstreams  # the stall ended with its client
+
+
+def test_informer_reconnects_a_stalled_watch_and_sees_the_pod_the_stall_swallowed(
+    proxy: FaultProxy, namespace: str, pod_informer: Callable[..., kube.Informer]
+) -> None:
+    """A watch that goes silent is dropped after read_timeout and resumed at its version."""
+    stall = proxy.stall_watch(r"/pods$", after_events=0)
+    informer = pod_informer(read_timeout=STALL_READ_TIMEOUT)
+    proxy.wait_for(lambda log: any(r.fault == "stall" for r in log))
+    stalled_at = time.monotonic()
+    park_pod(namespace, "during-stall", informer.label)  # type: ignore[attr-defined]
+    proxy.wait_for(lambda log: sum(r.watch for r in log) >= 2, timeout=15)
+    stalled_for = time.monotonic() - stalled_at
+    wait_until(informer.changes, lambda: informer.get("during-stall") is not None, timeout=15)
+    assert stalled_for >= STALL_READ_TIMEOUT  # held open and silent until the read timeout
+    assert ("ADDED", "during-stall") in [
+        (kind, obj["metadata"]["name"]) for kind, obj in dropped_events(stall)
+    ]  # the stalled stream never delivered it: only the reconnect could
+    watches = proxy.requests("GET", r"/pods$", watch=True)
+    assert [w.fault for w in watches[:2]] == ["stall", None]
+    assert watches[1].resource_version is not None
+    assert watches[1].resource_version == watches[0].resource_version  # nothing skipped
+    assert len(proxy.requests("GET", r"/pods$", watch=False)) == 1  # resumed, not re-listed
+
+
+def test_job_that_completes_while_its_watch_is_stalled_is_reported_succeeded(
+    proxy: FaultProxy, api: client.ApiClient, workflow_namespace: str, publish
+) -> None:
+    """The Job watch goes silent before the Job exists; its completion is still reported."""
+    url, _ = publish(
+        "stalled",
+        project_files("only", {"only": (batch_config(), "print('only ran')\n")}),
+    )
+    the_plan = load_plan(url)
+    stall = proxy.stall_watch(r"/jobs$", after_events=0)
+    lines: list[tuple[str, str]] = []
+    settings = objects.RunSettings(namespace=workflow_namespace, image=IMAGE)
+    executor = KubernetesExecutor(
+        api,
+        settings,
+        lambda stage, line: lines.append((stage, line)),
+        watch_read_timeout=JOB_STALL_READ_TIMEOUT,
+    )
+    try:
+        outcome = workflow.run_workflow(the_plan, executor)
+    finally:
+        executor.close()
+
+    assert outcome.succeeded, events.format_summary(outcome)
+    assert [(r.stage, r.status, r.attempts) for r in outcome.results] == [("only", "succeeded", 1)]
+    assert ("only", "only ran") in lines
+    completed = {
+        f"job.batch/{obj['metadata']['name']}"
+        for _, obj in dropped_events(stall)
+        if any(
+            c["type"] == "Complete" and c["status"] == "True"
+            for c in obj.get("status", {}).get("conditions") or []
+        )
+    }  # the Job finished while its watch was silent: only the reconnect could report it
+    assert completed == set(run_jobs(workflow_namespace, the_plan.run_id)), completed
+    assert len(completed) == 1
+    watches = proxy.requests("GET", r"/jobs$", watch=True)
+    assert [w.fault for w in watches[:2]] == ["stall", None]
+    assert watches[1].resource_version == watches[0].resource_version  # replayed from there
+    assert len(proxy.requests("GET", r"/jobs$", watch=False)) == 1  # resumed, not re-listed
