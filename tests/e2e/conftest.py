@@ -60,24 +60,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def _recycle_lab_volumes() -> None:
     """k8s-lab's hostPath volumes are Retain: a deleted test namespace leaves its volume
-    Released. Make such volumes Available again so a long test session cannot run out."""
+    Released. Wipe such a volume (it is a directory on this host) and make it Available
+    again, so a long session cannot run out and no test sees another's artifacts."""
     import json
 
     volumes = json.loads(kubectl("get", "pv", "-o", "json"))["items"]
     for volume in volumes:
+        path = Path((volume["spec"].get("hostPath") or {}).get("path", "/nonexistent"))
         if (
-            volume["spec"].get("storageClassName") == "lab-hostpath"
-            and volume["status"].get("phase") == "Released"
+            volume["spec"].get("storageClassName") != "lab-hostpath"
+            or volume["status"].get("phase") != "Released"
+            or not path.is_dir()
         ):
-            kubectl(
-                "patch",
-                "pv",
-                volume["metadata"]["name"],
-                "--type=json",
-                "-p",
-                '[{"op":"remove","path":"/spec/claimRef"}]',
-                check=False,
-            )
+            continue
+        for child in path.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+        kubectl(
+            "patch",
+            "pv",
+            volume["metadata"]["name"],
+            "--type=json",
+            "-p",
+            '[{"op":"remove","path":"/spec/claimRef"}]',
+            check=False,
+        )
 
 
 @pytest.fixture(scope="session")
