@@ -25,7 +25,7 @@ def _not_run(stage: StageSpec, reason: str) -> StageResult:
     return StageResult(stage.name, stage.config.stage_type, NOT_RUN, reason=reason)
 
 
-def _run_step(step: Step, executor: Executor) -> list[StageResult]:
+def _run_step(step: Step, executor: Executor) -> tuple[list[StageResult], list[StageHandle]]:
     handles: list[StageHandle] = []
     results: dict[str, StageResult] = {}
     try:
@@ -78,7 +78,7 @@ def _run_step(step: Step, executor: Executor) -> list[StageResult]:
     ordered = [results[stage.name] for stage in step.stages]
     if not all(r.ok for r in ordered):
         executor.rollback([h for h in handles if h.stage.config.is_service])
-    return ordered
+    return ordered, handles
 
 
 def _run_on_failure(plan: Plan, executor: Executor, failed: StageResult) -> StageResult | None:
@@ -93,6 +93,23 @@ def _run_on_failure(plan: Plan, executor: Executor, failed: StageResult) -> Stag
     result.stage_type = "on-failure"
     log.info("on_failure_finished", stage=stage.name, result=result.status)
     return result
+
+
+def _check_services(
+    serving: list[tuple[int, StageResult, StageHandle]], executor: Executor
+) -> int | None:
+    """After a step: a service of an earlier step that crashed since it became ready fails
+    the run (and is rolled back) instead of leaving a broken deployment; its step number."""
+    for number, result, handle in serving:
+        reason = executor.check(handle)
+        if reason is None:
+            continue
+        log.warning("service_crashed", stage=result.stage, reason=reason)
+        executor.rollback([handle])
+        result.status = FAILED
+        result.reason = f"crashed after becoming ready: {reason}; rolled back"
+        return number
+    return None
 
 
 def run_workflow(
@@ -116,6 +133,7 @@ def run_workflow(
         steps=len(plan.steps),
     )
     executor.prepare(plan)
+    serving: list[tuple[int, StageResult, StageHandle]] = []  # services of earlier steps
     for step in plan.steps:
         if step.number <= skip_steps:
             outcome.results += [
@@ -131,8 +149,13 @@ def run_workflow(
         with structlog.contextvars.bound_contextvars(step=step.number):
             log.info("step_started", stages=[s.name for s in step.stages])
             step_started = time.monotonic()
-            results = _run_step(step, executor)
+            results, handles = _run_step(step, executor)
             outcome.results += results
+            serving += [
+                (step.number, result, handle)
+                for result, handle in zip(results, handles, strict=True)
+                if handle.stage.config.is_service and result.ok
+            ]
             ok = all(r.ok for r in results)
             log.info(
                 "step_finished",
@@ -141,6 +164,8 @@ def run_workflow(
             )
         if not ok:
             outcome.failed_step = step.number
+        else:
+            outcome.failed_step = _check_services(serving, executor)
         outcome.seconds = time.monotonic() - started
         if on_progress is not None:
             on_progress(outcome)

@@ -32,6 +32,9 @@ class Executor(Protocol):
     def stop(self, handle: StageHandle) -> None:
         """Ask a stage to stop; safe to call from another thread and more than once."""
 
+    def check(self, handle: StageHandle) -> str | None:
+        """For a service that became ready: why it is no longer healthy, or None."""
+
     def rollback(self, handles: Sequence[StageHandle]) -> None:
         """Undo the services of a failed step so nothing half-deployed keeps running."""
 

@@ -196,6 +196,13 @@ class KubernetesExecutor:
         if not handle.stage.config.is_service:
             self._delete_job(handle)
 
+    def check(self, handle: KubeHandle) -> str | None:  # type: ignore[override]
+        for pod in self._stage_pods(handle):
+            reason = fatal_pod_reason(pod, crash_is_fatal=True)
+            if reason is not None:
+                return reason
+        return None
+
     def rollback(self, handles: Sequence[KubeHandle]) -> None:  # type: ignore[override]
         for handle in handles:
             self._rollback(handle)

@@ -127,6 +127,12 @@ class LocalExecutor:
         handle.stop_requested.set()
         self._terminate(handle)
 
+    def check(self, handle: LocalHandle) -> str | None:  # type: ignore[override]
+        process = handle.process
+        if process is None or process.poll() is None:
+            return None
+        return _exit_reason(process.returncode, handle.tail)
+
     def rollback(self, handles: Sequence[LocalHandle]) -> None:  # type: ignore[override]
         # Locally there is no previous revision to return to: a failed step's services stop.
         for handle in handles:

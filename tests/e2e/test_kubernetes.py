@@ -4,6 +4,7 @@ Role, retries, rollback that keeps the old version serving, and named fast failu
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 
 import yaml
@@ -285,3 +286,51 @@ def test_unresolvable_requirement_fails_as_a_named_bootstrap_failure(
     assert "bootstrap failed: cannot install requirements for stage 'train'" in done.stderr
     assert "'bodywork-no-such-package-xyz==1.0' (requirements.txt line 1)" in done.stderr
     assert "never" not in done.stdout
+
+
+def test_service_crashing_after_ready_fails_the_run_and_rolls_back(namespace: str, publish) -> None:
+    """v2 serves for 3 s then dies while a later step runs: the run fails, v1 serves again."""
+    port = 8080
+    url, _ = publish("crashlater", project_files("web >> wait", {
+        "web": (service_config(port, 60), http_server_script("v1", port)),
+        "wait": (batch_config(), "print('waited')\n"),
+    }))  # fmt: skip
+    first = run_workflow(namespace, url)
+    assert first.returncode == 0, first.stdout + first.stderr
+    ip = cluster_ip(namespace, "e2e--web")
+
+    # v2 dies once the next step has started (it drops a file in the shared artifacts
+    # dir), so the crash is certain to come after the rollout was declared ready.
+    dies = (
+        "import http.server, os, pathlib, threading, time\n"
+        "signal = pathlib.Path(os.environ['BODYWORK_ARTIFACTS_DIR'], 'crash-now')\n"
+        "def watch():\n"
+        "    while not signal.exists():\n"
+        "        time.sleep(0.2)\n"
+        "    print('v2 lost its model', flush=True)\n"
+        "    os._exit(3)\n"
+        "class H(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        "        self.send_response(200); self.end_headers(); self.wfile.write(b'v2')\n"
+        "threading.Thread(target=watch, daemon=True).start()\n"
+        f"http.server.HTTPServer(('0.0.0.0', {port}), H).serve_forever()\n"
+    )
+    trigger = (
+        "import os, pathlib, time\n"
+        "pathlib.Path(os.environ['BODYWORK_ARTIFACTS_DIR'], 'crash-now').write_text('now')\n"
+        "time.sleep(15)\n"
+    )
+    publish("crashlater", {"web/main.py": dies, "wait/main.py": trigger})
+    second = run_workflow(namespace, url)
+    assert second.returncode == 5, second.stdout + second.stderr
+    assert "stage 'web' failed: crashed after becoming ready: exited with code 3" in second.stderr
+    assert "rolled back" in second.stderr
+    # v2 had replaced v1's pods, so v1's come back up: within a minute, v1 answers again.
+    deadline = time.monotonic() + 60
+    answer = b""
+    while time.monotonic() < deadline and answer != b"v1":
+        try:
+            answer = http_get(f"http://{ip}:{port}/")
+        except OSError:
+            time.sleep(1)
+    assert answer == b"v1"

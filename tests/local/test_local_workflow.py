@@ -405,3 +405,35 @@ def test_commit_stays_pinned_when_branch_is_pushed_mid_run(make_repo, git_daemon
     assert run.outcome.commit == original
     assert f"commit {original}" in run.sink.of("report")
     assert "data original" in run.sink.of("report")
+
+
+def test_service_that_crashes_after_becoming_ready_fails_the_run(make_repo, engine):
+    """A service that dies while a later step runs fails the run with its exit reason."""
+    port = free_port()
+    crashing = f"""
+        import socket, sys, time
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", {port}))
+        server.listen()
+        time.sleep(1)
+        print("model server lost its model")
+        sys.exit(3)
+    """
+    repo = make_repo(
+        {
+            "bodywork.ini": project_ini("serve >> wait >> after"),
+            **service_stage("serve", port, crashing),
+            **batch_stage("wait", "import time\ntime.sleep(3)\n"),
+            **batch_stage("after", "print('must not run')\n"),
+        }
+    )
+    run = engine(repo)
+    serve = run.result("serve")
+    assert serve.status == FAILED
+    assert serve.reason == (
+        "crashed after becoming ready: exited with code 3: model server lost its model; rolled back"
+    )
+    assert run.result("wait").status == SUCCEEDED
+    assert run.result("after").status == "not run"
+    assert run.outcome.failed_step == 1  # resume reruns from the service's own step
