@@ -8,6 +8,7 @@ that is still being written).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -126,6 +127,44 @@ def wait_for_run(core: Any, namespace: str, run_id: str) -> dict[str, Any]:
     return get_run(core, namespace, run_id)  # still none: the usual clear error
 
 
+FOLLOW_ATTEMPTS = 10  # a log stream refused while the pod settles is retried, 1 s apart
+FINISH_WAIT_SECONDS = 6 * 3600  # as long as a controller Job may run
+
+
+def _follow_controller(
+    core: Any, namespace: str, pod: str, stage: str | None, printer: Printer
+) -> bool:
+    """Stream the controller pod's output (one stage's lines if asked); False if no line
+    of that stage could be streamed."""
+    prefix = f"{stage} " if stage else ""
+    printed = 0
+    for _attempt in range(FOLLOW_ATTEMPTS):
+        try:
+            for line in watch.Watch().stream(
+                core.read_namespaced_pod_log, pod, namespace, follow=True
+            ):
+                if not prefix or line.startswith(prefix):
+                    printer(line)
+                    printed += 1
+            return printed > 0
+        except client.ApiException:
+            time.sleep(1)
+    return False
+
+
+def _wait_until_finished(core: Any, namespace: str, run_id: str) -> dict[str, Any]:
+    name_selector = f"{objects.RUN_LABEL}={run_id},{objects.ROLE_LABEL}={records.RECORD_ROLE}"
+    for event in watch.Watch().stream(
+        core.list_namespaced_config_map,
+        namespace,
+        label_selector=name_selector,
+        timeout_seconds=FINISH_WAIT_SECONDS,
+    ):
+        if records.parse_record(event["object"]).get("status") != records.RUNNING:
+            break
+    return get_run(core, namespace, run_id)
+
+
 def print_logs(
     api: client.ApiClient,
     namespace: str,
@@ -143,18 +182,12 @@ def print_logs(
     if stage is not None and stage not in known:
         raise UsageError(f"run {run['run_id']} has no stage '{stage}' (stages: {', '.join(known)})")
     pod = run.get("controller_pod")
-    if follow and run.get("status") == records.RUNNING and pod:
-        prefix = f"{stage} " if stage else ""
-        try:
-            for line in watch.Watch().stream(
-                core.read_namespaced_pod_log, pod, namespace, follow=True
-            ):
-                if not prefix or line.startswith(prefix):
-                    printer(line)
+    if follow and run.get("status") == records.RUNNING:
+        if pod and _follow_controller(core, namespace, pod, stage, printer):
             return
-        except client.ApiException:
-            pass  # the pod is gone: fall back to the record
-        run = get_run(core, namespace, run["run_id"])
+        # No live stream (laptop-mode controller, or the pod is gone): wait for the run
+        # to end, then print what it recorded.
+        run = _wait_until_finished(core, namespace, run["run_id"])
     logs = run.get("logs", {})
     for name in [stage] if stage else known:
         text = logs.get(names.k8s_name(name))
