@@ -387,7 +387,7 @@ CONTROLLER_RULES: list[Manifest] = [
     {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
     {"apiGroups": [""], "resources": ["persistentvolumeclaims"],
-     "verbs": ["get", "create", "delete", "watch"]},
+     "verbs": ["get", "create", "watch"]},
     {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "update", "list"]},
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
      "verbs": ["get", "create", "update", "delete"]},

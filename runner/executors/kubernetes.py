@@ -241,6 +241,23 @@ class KubernetesExecutor:
                 f"'{self.namespace}': create it, or remove ARTIFACTS_PVC to have one created"
             )
         body = objects.build_artifacts_claim(project, self.settings)
+        # A server-side dry run shows what admission makes of the claim: with no default
+        # StorageClass nothing fills in storageClassName and the claim would stay Pending
+        # forever. Checked before creating, so nothing is left behind on that error.
+        probe = kube.call(
+            f"check persistentvolumeclaim {name}",
+            self.namespace,
+            self.core.create_namespaced_persistent_volume_claim,
+            self.namespace,
+            body,
+            dry_run="All",
+        )
+        if not probe.spec.storage_class_name:
+            raise ClusterError(
+                f"cannot create artifacts claim '{name}': the cluster has no default "
+                "StorageClass; pass --artifacts-storage-class, or create a claim and name "
+                "it in ARTIFACTS_PVC in bodywork.ini"
+            )
         created = kube.create(
             f"create persistentvolumeclaim {name}",
             self.namespace,
@@ -254,19 +271,6 @@ class KubernetesExecutor:
             name,
             self.namespace,
         )
-        if not created.spec.storage_class_name:
-            # No default StorageClass filled it in: the claim would stay Pending forever.
-            kube.delete(
-                f"delete persistentvolumeclaim {name}",
-                self.namespace,
-                self.core.delete_namespaced_persistent_volume_claim,
-                name,
-            )
-            raise ClusterError(
-                f"cannot create artifacts claim '{name}': the cluster has no default "
-                "StorageClass; pass --artifacts-storage-class, or create a claim and name "
-                "it in ARTIFACTS_PVC in bodywork.ini"
-            )
         log.info(
             "artifacts_claim_created",
             claim=name,
