@@ -234,7 +234,8 @@ def running_sshd(tmp_path: Path, listen: str = "127.0.0.1") -> Iterator[SshServe
     import getpass
 
     if not Path(SSHD).exists():
-        pytest.fail(f"{SSHD} is missing: apt-get install -y openssh-server (.ci/run does)")
+        # .ci/run installs it, so CI always runs these; on a bare machine they say why not.
+        pytest.skip(f"{SSHD} is missing: apt-get install -y openssh-server (.ci/run does)")
     folder = tmp_path / "sshd"
     folder.mkdir()
     _, host_public = keygen(folder / "host_ed25519", "host")
