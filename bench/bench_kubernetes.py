@@ -31,9 +31,12 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from bodywork import config, gitsource, kube, objects, plan, workflow
-from bodywork.executors.kubernetes import KubernetesExecutor
 from kubernetes import client
+
+from bodywork.core import config, objects, plan
+from bodywork.engine import gitsource, workflow
+from bodywork.engine.executors.kubernetes import KubernetesExecutor
+from bodywork.k8s import kube
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GIT_ENV = {

@@ -47,8 +47,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bodywork import config, events, gitsource, plan, workflow
-from bodywork.executors.local import LocalExecutor, LocalHandle
+from bodywork.cli import logsetup
+from bodywork.core import config, plan, results
+from bodywork.engine import gitsource, workflow
+from bodywork.engine.executors.local import LocalExecutor, LocalHandle
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_REQUIREMENTS = (
@@ -151,7 +153,7 @@ def run_engine(repo: Path, home: Path, env: dict[str, str]) -> tuple[float, floa
         executor.close()
     total = time.perf_counter() - started
     if not outcome.succeeded:
-        sys.exit(f"engine run failed:\n{events.format_summary(outcome)}")
+        sys.exit(f"engine run failed:\n{results.format_summary(outcome)}")
     return total, planned - started
 
 
@@ -348,7 +350,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="skip the pip --no-cache-dir run")
     args = parser.parse_args()
 
-    events.configure_logging("error")  # the engine's log lines would drown the figures
+    logsetup.configure_logging("error")  # the engine's log lines would drown the figures
     print(f"bodywork local-mode benchmark (Python {sys.version.split()[0]}, {os.cpu_count()} CPUs)")
     print()
     with tempfile.TemporaryDirectory(prefix="bodywork-bench-", ignore_cleanup_errors=True) as tmp:

@@ -19,6 +19,29 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# The cluster layers (tests/kubeapi, tests/e2e) create namespaces and pods, so they run only
+# against a cluster named explicitly: BODYWORK_TEST_KUBECONFIG=<kubeconfig file>. Without it,
+# a developer's own ~/.kube/config or KUBECONFIG is never read by any test or by any
+# `bodywork` the tests start: KUBECONFIG is pointed at a file that does not exist, and the
+# in-cluster variables are dropped, before any test module is imported.
+CLUSTER_OPT_IN = "BODYWORK_TEST_KUBECONFIG"
+NO_CLUSTER_KUBECONFIG = "/nonexistent/bodywork-tests/no-cluster-opted-in"
+
+
+def opted_in_kubeconfig() -> str | None:
+    return os.environ.get(CLUSTER_OPT_IN) or None
+
+
+def _isolate_from_clusters() -> None:
+    chosen = opted_in_kubeconfig()
+    os.environ["KUBECONFIG"] = chosen or NO_CLUSTER_KUBECONFIG
+    if not chosen:
+        for name in ("KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"):
+            os.environ.pop(name, None)
+
+
+_isolate_from_clusters()
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Test",
     "GIT_AUTHOR_EMAIL": "test@example.com",

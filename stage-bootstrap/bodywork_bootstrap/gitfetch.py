@@ -26,6 +26,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from bodywork_bootstrap.redaction import redact
+
 FETCH_ATTEMPTS = 3  # transient network errors are retried; anything else fails at once
 RETRY_DELAY_SECONDS = 1.0
 _TRANSIENT = re.compile(
@@ -39,8 +41,6 @@ _NO_SHA_FETCH = re.compile(
     r"not our ref|unadvertised object|couldn't find remote ref|does not support shallow",
     re.IGNORECASE,
 )
-_CREDENTIALS = re.compile(r"(://)[^/@\s]+@")
-
 # Where credentials come from. The values of these variables are paths (or, for the token,
 # the secret itself, which only ever travels in the environment).
 SSH_DIR_ENV = "BODYWORK_GIT_SSH_DIR"  # holds SSH_KEY_FILE and KNOWN_HOSTS_FILE
@@ -63,11 +63,6 @@ _HTTP_AUTH = re.compile(
 
 class FetchError(Exception):
     pass
-
-
-def redact(text: str) -> str:
-    """Hide user:token@ in any URL within `text`."""
-    return _CREDENTIALS.sub(r"\1***@", text)
 
 
 def _git(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -1,6 +1,7 @@
-"""E2E fixtures: a real cluster (whatever KUBECONFIG points at), a git daemon that pods can
-reach, and a fresh namespace per test with manifests/ applied. Skips, with the reason, when
-no cluster answers. `.ci/run` starts the k8s-lab cluster and builds the image first."""
+"""E2E fixtures: a real cluster, a git daemon that pods can reach, and a fresh namespace per
+test with manifests/ applied. Opt-in: they run only when BODYWORK_TEST_KUBECONFIG names the
+cluster's kubeconfig (tests/conftest.py), and skip, with the reason, otherwise or when that
+cluster does not answer. `.ci/run` starts the k8s-lab cluster, builds the image, opts in."""
 
 from __future__ import annotations
 
@@ -15,7 +16,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT, commit_all, free_port, git, write_files
+from tests.conftest import (
+    CLUSTER_OPT_IN,
+    REPO_ROOT,
+    commit_all,
+    free_port,
+    git,
+    opted_in_kubeconfig,
+    write_files,
+)
 
 LAB_HOST_IP = os.environ.get("K8S_LAB_HOST_IP", "10.88.0.1")  # the host, as pods see it
 IMAGE = os.environ.get("BODYWORK_E2E_IMAGE", "bodywork:e2e")
@@ -32,8 +41,14 @@ def kubectl(*args: str, stdin: str | None = None, check: bool = True, timeout: i
 
 
 def _cluster_problem() -> str | None:
-    if not os.environ.get("KUBECONFIG") and not Path.home().joinpath(".kube/config").exists():
-        return 'no KUBECONFIG: start a cluster (eval "$(bash ../shared/k8s-lab/up.sh)")'
+    chosen = opted_in_kubeconfig()
+    if chosen is None:
+        return (
+            f"cluster tests are opt-in: set {CLUSTER_OPT_IN}=<kubeconfig of a cluster they may "
+            "create namespaces in> (bash .ci/run starts ../shared/k8s-lab and sets it)"
+        )
+    if not Path(chosen).is_file():
+        return f"{CLUSTER_OPT_IN}={chosen}: no such file"
     if shutil.which("kubectl") is None:
         return "kubectl is not on PATH"
     try:
@@ -41,9 +56,9 @@ def _cluster_problem() -> str | None:
             ["kubectl", "get", "--raw", "/readyz"], capture_output=True, text=True, timeout=10
         )
     except subprocess.TimeoutExpired:
-        return "the cluster in KUBECONFIG did not answer within 10 s"
+        return f"the cluster in {CLUSTER_OPT_IN} did not answer within 10 s"
     if done.returncode != 0:
-        return f"the cluster in KUBECONFIG is not ready: {done.stderr.strip()[:200]}"
+        return f"the cluster in {CLUSTER_OPT_IN} is not ready: {done.stderr.strip()[:200]}"
     return None
 
 

@@ -9,8 +9,7 @@ import signal
 import subprocess
 import time
 
-from bodywork import kube, lease
-
+from bodywork.k8s import kube, lease
 from tests.e2e.conftest import IMAGE, kubectl
 from tests.e2e.test_day2 import status_json
 from tests.e2e.test_kubernetes import batch_config, project_files

@@ -1,7 +1,8 @@
-"""Fixtures for API-fault tests: the real cluster in KUBECONFIG behind a FaultProxy.
+"""Fixtures for API-fault tests: the opted-in cluster (BODYWORK_TEST_KUBECONFIG) behind a
+FaultProxy.
 
-These run with the e2e layer (marked `e2e`) and skip, with the reason, when no cluster
-answers. The namespace and git-daemon fixtures are the e2e layer's own.
+These run with the e2e layer (marked `e2e`) and skip, with the reason, unless the cluster
+is named and answers. The namespace and git-daemon fixtures are the e2e layer's own.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from collections.abc import Iterator
 
 import pytest
 import yaml
-from bodywork import objects
 from kubernetes import client
 
+from bodywork.core import objects
 from tests.e2e.conftest import (
     IMAGE,
     MANIFESTS,

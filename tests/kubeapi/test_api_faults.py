@@ -14,11 +14,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from bodywork import config, events, gitsource, kube, objects, plan, workflow
-from bodywork.errors import ClusterError
-from bodywork.executors.kubernetes import KubernetesExecutor
 from kubernetes import client
 
+from bodywork.core import config, objects, plan, results
+from bodywork.core.errors import ClusterError
+from bodywork.engine import gitsource, workflow
+from bodywork.engine.executors.kubernetes import KubernetesExecutor
+from bodywork.k8s import informers, kube
 from tests.e2e.conftest import IMAGE, kubectl
 from tests.e2e.test_kubernetes import batch_config, project_files
 from tests.kubeapi.faultproxy import FaultProxy, Request, Rule, describe_request
@@ -73,7 +75,9 @@ def park_pod(namespace: str, name: str, label: str) -> None:
     kubectl("create", "-n", namespace, "-f", "-", stdin=json.dumps(pod))
 
 
-def wait_until(changes: kube.Changes, predicate: Callable[[], bool], timeout: float = 30) -> None:
+def wait_until(
+    changes: informers.Changes, predicate: Callable[[], bool], timeout: float = 30
+) -> None:
     """Wait on informer change notifications until `predicate()` holds."""
     deadline = time.monotonic() + timeout
     seen = changes.version
@@ -85,18 +89,20 @@ def wait_until(changes: kube.Changes, predicate: Callable[[], bool], timeout: fl
 
 
 @pytest.fixture
-def pod_informer(api: client.ApiClient, namespace: str) -> Iterator[Callable[..., kube.Informer]]:
+def pod_informer(
+    api: client.ApiClient, namespace: str
+) -> Iterator[Callable[..., informers.Informer]]:
     """Start (on call) an Informer on this test's pods, through the proxy; stop it after."""
-    started: list[kube.Informer] = []
+    started: list[informers.Informer] = []
     label = secrets.token_hex(3)
 
-    def start(read_timeout: float = kube.WATCH_READ_TIMEOUT_SECONDS) -> kube.Informer:
-        informer = kube.Informer(
+    def start(read_timeout: float = informers.WATCH_READ_TIMEOUT_SECONDS) -> informers.Informer:
+        informer = informers.Informer(
             client.CoreV1Api(api).list_namespaced_pod,
             namespace,
             f"faulttest={label}",
             "pods",
-            kube.Changes(),
+            informers.Changes(),
             read_timeout=read_timeout,
         ).start()
         informer.label = label  # type: ignore[attr-defined]
@@ -256,7 +262,7 @@ def test_create_in_a_missing_namespace_fails_at_once_as_not_found(
 
 # ---------------------------------------------------------------------------- Informer
 def test_informer_relists_after_410_gone_and_sees_later_pods(
-    proxy: FaultProxy, namespace: str, pod_informer: Callable[[], kube.Informer]
+    proxy: FaultProxy, namespace: str, pod_informer: Callable[[], informers.Informer]
 ) -> None:
     """A watch answered with 410 Expired makes the informer list again, then watch on."""
     proxy.gone_on_watch(r"/pods$")
@@ -273,7 +279,7 @@ def test_informer_relists_after_410_gone_and_sees_later_pods(
 
 
 def test_informer_resumes_a_cut_watch_from_its_last_resource_version(
-    proxy: FaultProxy, namespace: str, pod_informer: Callable[[], kube.Informer]
+    proxy: FaultProxy, namespace: str, pod_informer: Callable[[], informers.Informer]
 ) -> None:
     """A watch cut after one event reconnects at that event's version, without re-listing."""
     proxy.drop_watch_after(r"/pods$", events=1)
@@ -295,7 +301,7 @@ def test_informer_resumes_a_cut_watch_from_its_last_resource_version(
 
 
 def test_informer_reconnects_after_its_watch_connection_is_reset(
-    proxy: FaultProxy, namespace: str, pod_informer: Callable[[], kube.Informer]
+    proxy: FaultProxy, namespace: str, pod_informer: Callable[[], informers.Informer]
 ) -> None:
     """A watch whose connection is reset unanswered is opened again from the same version."""
     proxy.reset_connection("GET", r"/pods$", watch=True, times=1)
@@ -310,7 +316,7 @@ def test_informer_reconnects_after_its_watch_connection_is_reset(
 
 
 def test_forbidden_watch_reaches_waiters_as_a_cluster_error(
-    proxy: FaultProxy, namespace: str, pod_informer: Callable[[], kube.Informer]
+    proxy: FaultProxy, namespace: str, pod_informer: Callable[[], informers.Informer]
 ) -> None:
     """A permanent failure (403) on the watch is raised to whoever waits on changes."""
     user = f"system:serviceaccount:{namespace}:{CONTROLLER}"
@@ -367,7 +373,7 @@ def test_workflow_succeeds_through_503s_on_job_creation_and_broken_watches(
     finally:
         executor.close()
 
-    summary = events.format_summary(outcome)
+    summary = results.format_summary(outcome)
     assert outcome.succeeded, summary
     assert [(r.stage, r.status, r.attempts) for r in outcome.results] == [
         ("first", "succeeded", 1),
@@ -407,14 +413,14 @@ def test_workflow_succeeds_when_the_answer_to_a_job_create_is_lost(
     finally:
         executor.close()
 
-    assert outcome.succeeded, events.format_summary(outcome)
+    assert outcome.succeeded, results.format_summary(outcome)
     assert [r.status for r in proxy.requests("POST", r"/jobs$")] == [504, 409]
     assert ("only", "only ran") in lines
     assert len(run_jobs(workflow_namespace, the_plan.run_id)) == 1  # the first create's
 
 
 # ---------------------------------------------------------------------------- stalled watches
-STALL_READ_TIMEOUT = 3  # seconds; the controller's default is kube.WATCH_READ_TIMEOUT_SECONDS
+STALL_READ_TIMEOUT = 3  # seconds; the controller's default is informers.WATCH_READ_TIMEOUT_SECONDS
 JOB_STALL_READ_TIMEOUT = 12  # long enough for a one-line batch stage to finish inside it
 
 
@@ -460,7 +466,7 @@ def test_proxy_stall_keeps_the_watch_open_and_silent_until_the_client_leaves(
 
 
 def test_informer_reconnects_a_stalled_watch_and_sees_the_pod_the_stall_swallowed(
-    proxy: FaultProxy, namespace: str, pod_informer: Callable[..., kube.Informer]
+    proxy: FaultProxy, namespace: str, pod_informer: Callable[..., informers.Informer]
 ) -> None:
     """A watch that goes silent is dropped after read_timeout and resumed at its version."""
     stall = proxy.stall_watch(r"/pods$", after_events=0)
@@ -505,7 +511,7 @@ def test_job_that_completes_while_its_watch_is_stalled_is_reported_succeeded(
     finally:
         executor.close()
 
-    assert outcome.succeeded, events.format_summary(outcome)
+    assert outcome.succeeded, results.format_summary(outcome)
     assert [(r.stage, r.status, r.attempts) for r in outcome.results] == [("only", "succeeded", 1)]
     assert ("only", "only ran") in lines
     completed = {

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import yaml
-from bodywork import lease
 
+from bodywork.k8s import lease
 from tests.e2e.conftest import IMAGE, MANIFESTS, kubectl
 from tests.e2e.test_kubernetes import (
     batch_config,

@@ -17,8 +17,8 @@ from queue import Empty, Queue
 from typing import IO
 
 import pytest
-from bodywork_bootstrap import EXIT_FETCH_FAILED, EXIT_INSTALL_FAILED, gitfetch
 
+from bodywork_bootstrap import EXIT_FETCH_FAILED, EXIT_INSTALL_FAILED, gitfetch
 from tests.conftest import commit_all, git, write_files
 from tests.local.projects import WHEEL_REQUIREMENT
 

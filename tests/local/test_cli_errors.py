@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from bodywork import names, objects
 
+from bodywork.core import names, objects
 from tests.local.projects import batch_stage, project_ini, service_stage
 
 RUN_ID = "20261125-120000-abcd"

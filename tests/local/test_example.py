@@ -18,8 +18,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from bodywork.executors.local import port_in_use
 
+from bodywork.engine.executors.local import port_in_use
 from tests.conftest import REPO_ROOT, git
 
 PORT = 5000

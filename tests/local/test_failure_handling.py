@@ -13,10 +13,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from bodywork import config, gitsource, notify, plan, workflow
-from bodywork.events import FAILED, NOT_RUN, SKIPPED, SUCCEEDED, RunOutcome
-from bodywork.executors.local import LocalExecutor
 
+from bodywork.core import config, plan
+from bodywork.core.results import FAILED, NOT_RUN, SKIPPED, SUCCEEDED, RunOutcome
+from bodywork.engine import gitsource, notify, workflow
+from bodywork.engine.executors.local import LocalExecutor
 from tests.conftest import free_port
 from tests.local.projects import batch_stage, project_ini
 

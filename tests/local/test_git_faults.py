@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from bodywork_bootstrap import gitfetch
 
+from bodywork_bootstrap import gitfetch
 from tests.conftest import commit_all, free_port, git, write_files
 
 

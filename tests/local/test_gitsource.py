@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
-from bodywork import gitsource
-from bodywork.errors import GitSourceError
-from bodywork.plan import Source
 
+from bodywork.core.errors import GitSourceError
+from bodywork.core.plan import Source
+from bodywork.engine import gitsource
 from tests.conftest import commit_all, free_port, git, serve_bare, write_files
 
 

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from bodywork import config, gitsource, plan, workflow
-from bodywork.events import (
+
+from bodywork.core import config, plan
+from bodywork.core.results import (
     FAILED,
     NOT_RUN,
     STOPPED,
@@ -22,8 +23,8 @@ from bodywork.events import (
     RunOutcome,
     StageResult,
 )
-from bodywork.executors.local import LocalExecutor
-
+from bodywork.engine import gitsource, workflow
+from bodywork.engine.executors.local import LocalExecutor
 from tests.conftest import commit_all, free_port, git, serve_bare, write_files
 from tests.local.projects import (
     WHEEL_REQUIREMENT,

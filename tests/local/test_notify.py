@@ -11,9 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import structlog
-from bodywork import config, notify, plan
-from bodywork.events import FAILED, NOT_RUN, SUCCEEDED, RunOutcome, StageResult
 
+from bodywork.core import config, plan
+from bodywork.core.results import FAILED, NOT_RUN, SUCCEEDED, RunOutcome, StageResult
+from bodywork.engine import notify
 from tests.conftest import free_port
 
 TOKEN = "T0KEN-5ecret-9f8e7d"

@@ -19,10 +19,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from bodywork import gitsource
-from bodywork.errors import GitSourceError
-from bodywork_bootstrap import EXIT_FETCH_FAILED, gitfetch
 
+from bodywork.core.errors import GitSourceError
+from bodywork.engine import gitsource
+from bodywork_bootstrap import EXIT_FETCH_FAILED, gitfetch
 from tests.conftest import (
     SshServer,
     assert_no_secret,

@@ -4,10 +4,11 @@ problem (file, key, line and a message that says how to fix it)."""
 from __future__ import annotations
 
 import pytest
-from bodywork import config
-from bodywork.errors import ConfigError, Problem
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from bodywork.core import config
+from bodywork.core.errors import ConfigError, Problem
 
 FILES = frozenset({"train.py", "requirements.txt"})
 BATCH_INI = "[default]\nSTAGE_TYPE = batch\nEXECUTABLE_SCRIPT = train.py\n"

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from bodywork import dag
 from hypothesis import given
 from hypothesis import strategies as st
+
+from bodywork.core import dag
 
 NOT_A_NAME = "(letters, digits, '-', '_' and '.' only)"
 

@@ -11,7 +11,9 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from bodywork import config, deploy, objects, plan
+
+from bodywork.core import config, objects, plan
+from bodywork.engine import deploy
 from bodywork_bootstrap import gitfetch
 
 KUBERNETES_VERSION = "1.37.0"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from bodywork import names
 from hypothesis import given
 from hypothesis import strategies as st
+
+from bodywork.core import names
 
 
 @pytest.mark.parametrize(

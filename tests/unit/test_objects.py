@@ -7,7 +7,8 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from bodywork import config, names, objects, plan
+
+from bodywork.core import config, names, objects, plan
 
 KUBERNETES_VERSION = "1.37.0"  # validate against current Kubernetes, not just the lab's 1.20
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"

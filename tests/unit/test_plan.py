@@ -6,7 +6,8 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from bodywork import config, names, plan
+
+from bodywork.core import config, names, plan
 
 FILES = frozenset({"prep.py", "train.py", "serve.py", "requirements.txt"})
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import types
 
-from bodywork import config, objects, plan, records
-from bodywork.events import FAILED, NOT_RUN, SUCCEEDED, RunOutcome, StageResult
+from bodywork.core import config, objects, plan, records
+from bodywork.core.results import FAILED, NOT_RUN, SUCCEEDED, RunOutcome, StageResult
 
 RUN_ID = "20261125-120000-abcd"
 COMMIT = "c" * 40

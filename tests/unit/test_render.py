@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import kubernetes_validate
 import yaml
-from bodywork import config, deploy, names, objects, plan
+
+from bodywork.core import config, names, objects, plan
+from bodywork.engine import deploy
 
 KUBERNETES_VERSION = "1.37.0"
 RUN_ID = "20261125-120000-abcd"

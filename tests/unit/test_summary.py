@@ -1,9 +1,9 @@
-"""events.format_summary: the fixed-width table printed at the end of a run."""
+"""results.format_summary: the fixed-width table printed at the end of a run."""
 
 from __future__ import annotations
 
-from bodywork import events
-from bodywork.events import RunOutcome, StageResult
+from bodywork.core import results
+from bodywork.core.results import RunOutcome, StageResult
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -13,11 +13,11 @@ def succeeded_run() -> RunOutcome:
         run_id="20240102-030405-beef",
         commit=COMMIT,
         results=[
-            StageResult("train", "batch", events.SUCCEEDED, attempts=2, seconds=12.34),
+            StageResult("train", "batch", results.SUCCEEDED, attempts=2, seconds=12.34),
             StageResult(
                 "serve-model",
                 "service",
-                events.SUCCEEDED,
+                results.SUCCEEDED,
                 attempts=1,
                 seconds=3.05,
                 url="http://localhost:5000/",
@@ -31,24 +31,24 @@ def failed_run() -> RunOutcome:
         run_id="20240102-030405-dead",
         commit=COMMIT,
         results=[
-            StageResult("prep", "batch", events.SUCCEEDED, attempts=1, seconds=1.0),
+            StageResult("prep", "batch", results.SUCCEEDED, attempts=1, seconds=1.0),
             StageResult(
-                "train", "batch", events.FAILED, attempts=3, seconds=95.5, reason="exit code 1"
+                "train", "batch", results.FAILED, attempts=3, seconds=95.5, reason="exit code 1"
             ),
-            StageResult("serve", "service", events.NOT_RUN),
+            StageResult("serve", "service", results.NOT_RUN),
         ],
     )
 
 
 def test_summary_header_names_run_short_commit_and_verdict():
     """The first line gives the run id, the 12-char commit and 'succeeded'."""
-    summary = events.format_summary(succeeded_run())
+    summary = results.format_summary(succeeded_run())
     assert summary.splitlines()[0] == "run 20240102-030405-beef at 0123456789ab succeeded"
 
 
 def test_summary_has_a_row_per_stage_with_status_attempts_duration_and_url():
     """Each stage's row shows its type, result, attempts, duration to 0.1 s and URL."""
-    lines = events.format_summary(succeeded_run()).splitlines()
+    lines = results.format_summary(succeeded_run()).splitlines()
     assert lines[1].split() == ["STAGE", "TYPE", "RESULT", "ATTEMPTS", "DURATION", "DETAIL"]
     assert lines[2].split() == ["train", "batch", "succeeded", "2", "12.3s"]
     assert lines[3].split() == [
@@ -64,7 +64,7 @@ def test_summary_has_a_row_per_stage_with_status_attempts_duration_and_url():
 
 def test_summary_columns_line_up():
     """Every column starts at the same offset in the header and each row."""
-    lines = events.format_summary(succeeded_run()).splitlines()[1:]
+    lines = results.format_summary(succeeded_run()).splitlines()[1:]
     header = lines[0]
     for column, cell in [("TYPE", "batch"), ("RESULT", "succeeded"), ("DURATION", "12.3s")]:
         assert header.index(column) == lines[1].index(cell)
@@ -74,7 +74,7 @@ def test_summary_columns_line_up():
 
 def test_failed_run_shows_reason_not_run_stages_and_failed_verdict():
     """A failure shows its reason, stages that never ran show '-', and the verdict is FAILED."""
-    lines = events.format_summary(failed_run()).splitlines()
+    lines = results.format_summary(failed_run()).splitlines()
     assert lines[0] == "run 20240102-030405-dead at 0123456789ab FAILED"
     assert lines[3].split() == ["train", "batch", "failed", "3", "95.5s", "exit", "code", "1"]
     assert lines[4].split() == ["serve", "service", "not", "run", "0", "-"]
@@ -82,19 +82,19 @@ def test_failed_run_shows_reason_not_run_stages_and_failed_verdict():
 
 def test_timed_out_stage_makes_the_run_fail():
     """A timed-out stage is the run's failed result and the verdict is FAILED."""
-    result = StageResult("train", "batch", events.TIMED_OUT, attempts=1, seconds=3600.0)
+    result = StageResult("train", "batch", results.TIMED_OUT, attempts=1, seconds=3600.0)
     outcome = RunOutcome("r", COMMIT, [result])
     assert not outcome.succeeded
     assert outcome.failed_result is result
-    assert "timed out" in events.format_summary(outcome)
-    assert events.format_summary(outcome).splitlines()[0].endswith(" FAILED")
+    assert "timed out" in results.format_summary(outcome)
+    assert results.format_summary(outcome).splitlines()[0].endswith(" FAILED")
 
 
 def test_run_with_no_results_is_not_a_success():
     """An empty run (nothing ran) is reported FAILED, not vacuously succeeded."""
     outcome = RunOutcome("r", COMMIT, [])
     assert not outcome.succeeded
-    assert events.format_summary(outcome).splitlines()[0] == "run r at 0123456789ab FAILED"
+    assert results.format_summary(outcome).splitlines()[0] == "run r at 0123456789ab FAILED"
 
 
 def test_failed_result_is_the_first_failure():

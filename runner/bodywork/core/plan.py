@@ -11,8 +11,8 @@ import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
-from bodywork import names
-from bodywork.config import ProjectConfig, StageConfig
+from bodywork.core import names
+from bodywork.core.config import ProjectConfig, StageConfig
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from bodywork.events import StageResult
-from bodywork.plan import Plan, StageSpec
+from bodywork.core.plan import Plan, StageSpec
+from bodywork.core.results import StageResult
 
 LogSink = Callable[[str, str], None]  # (stage name, one line of its output)
 

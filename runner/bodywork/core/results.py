@@ -1,18 +1,11 @@
-"""What happened in a run: stage results, the run summary, and structlog set-up.
+"""What happened in a run: each stage's result, the run's outcome, and the summary table.
 
-`configure_logging` is called once, by cli.main, never at import time. Events are
-snake_case names with fields (`stage_finished stage=train result=succeeded`), never
-f-strings, and never carry secret values.
+Pure data and formatting; the engine fills it, the CLI prints it, the record store keeps it.
 """
 
 from __future__ import annotations
 
-import logging
-import sys
 from dataclasses import dataclass, field
-from typing import TextIO
-
-import structlog
 
 SUCCEEDED, FAILED, TIMED_OUT, STOPPED, NOT_RUN, SKIPPED = (
     "succeeded",
@@ -74,23 +67,3 @@ def format_summary(outcome: RunOutcome) -> str:
     verdict = "succeeded" if outcome.succeeded else "FAILED"
     header = f"run {outcome.run_id} at {outcome.commit[:12]} {verdict}"
     return "\n".join([header, *(line.rstrip() for line in lines)])
-
-
-def configure_logging(
-    level: str = "info", json: bool = False, stream: TextIO | None = None
-) -> None:
-    processors: list[structlog.typing.Processor] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso" if json else "%H:%M:%S", utc=json),
-    ]
-    if json:
-        processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
-    else:
-        processors.append(structlog.dev.ConsoleRenderer(colors=(stream or sys.stderr).isatty()))
-    structlog.configure(
-        processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
-        cache_logger_on_first_use=False,
-    )

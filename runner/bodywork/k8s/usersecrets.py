@@ -10,8 +10,9 @@ import base64
 from pathlib import Path
 from typing import Any
 
-from bodywork import kube, objects
-from bodywork.errors import UsageError
+from bodywork.core import objects
+from bodywork.core.errors import UsageError
+from bodywork.k8s import kube
 
 
 def parse_pairs(pairs: list[str]) -> dict[str, str]:

@@ -14,10 +14,11 @@ import urllib.request
 from typing import Any
 
 import structlog
-from bodywork.events import RunOutcome
-from bodywork.plan import Plan
 
-log = structlog.get_logger("bodywork.notify")
+from bodywork.core.plan import Plan
+from bodywork.core.results import RunOutcome
+
+log = structlog.get_logger("bodywork.engine.notify")
 WEBHOOK_ENV = "BODYWORK_WEBHOOK_URL"
 WEBHOOK_KEY = "WEBHOOK_URL"  # the key inside the user's Secret
 TIMEOUT_SECONDS = 10

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bodywork import __version__
-from bodywork.errors import BodyworkError, StageFailed
+from bodywork.core.errors import BodyworkError, StageFailed
 
 EXIT_INTERRUPTED = 130  # the shell convention for "ended by Ctrl-C"
 _COLORS = ("36", "33", "35", "32", "34", "91", "96", "93")
@@ -51,10 +51,10 @@ def default_home(env: dict[str, str]) -> Path:
 
 
 def _setup_logging(args: argparse.Namespace, level: str | None = None) -> None:
-    from bodywork import events
+    from bodywork.cli import logsetup
 
     json = args.log_format == "json"
-    events.configure_logging(args.log_level or level or "info", json=json)
+    logsetup.configure_logging(args.log_level or level or "info", json=json)
 
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
@@ -66,7 +66,7 @@ def git_auth_env(
 ) -> dict[str, str] | None:
     """The environment for git with --ssh-key/--known-hosts/--git-token-env applied (paths
     and the token travel only in this dict, never os.environ); None when none is given."""
-    from bodywork.errors import UsageError
+    from bodywork.core.errors import UsageError
     from bodywork_bootstrap import gitfetch
 
     environ = dict(os.environ if environ is None else environ)
@@ -97,7 +97,7 @@ def git_auth_env(
 
 
 def _load_plan(args: argparse.Namespace, run_id: str | None = None):  # noqa: ANN202
-    from bodywork import controller
+    from bodywork.engine import controller
 
     def apply_log_level(project) -> None:  # noqa: ANN001 - config.ProjectConfig
         if args.log_level is None and project.log_level != "info":
@@ -114,8 +114,8 @@ def _load_plan(args: argparse.Namespace, run_id: str | None = None):  # noqa: AN
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bodywork import controller, workflow
-    from bodywork.executors.local import LocalExecutor
+    from bodywork.engine import controller, workflow
+    from bodywork.engine.executors.local import LocalExecutor
 
     _setup_logging(args)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # `kill` cleans up like Ctrl-C
@@ -146,11 +146,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         executor.close()
 
 
-def _report(outcome) -> None:  # noqa: ANN001 - events.RunOutcome, imported lazily
+def _report(outcome) -> None:  # noqa: ANN001 - results.RunOutcome, imported lazily
     """Print the run summary; on failure, the failed stage's last lines, then raise."""
-    from bodywork import events
+    from bodywork.core import results
 
-    print(events.format_summary(outcome), flush=True)
+    print(results.format_summary(outcome), flush=True)
     failed = outcome.failed_result
     if failed is None:
         return
@@ -162,8 +162,9 @@ def _report(outcome) -> None:  # noqa: ANN001 - events.RunOutcome, imported lazi
 
 def _own_image(api, namespace: str) -> str | None:  # noqa: ANN001 - kubernetes ApiClient
     """In a controller pod, the image it runs (so kustomize image overrides just work)."""
-    from bodywork import kube
     from kubernetes import client
+
+    from bodywork.k8s import kube
 
     pod_name = os.environ.get("POD_NAME")
     if not pod_name:
@@ -179,7 +180,7 @@ def _own_image(api, namespace: str) -> str | None:  # noqa: ANN001 - kubernetes 
 
 
 def default_namespace() -> str:
-    from bodywork import kube
+    from bodywork.k8s import kube
 
     try:
         return Path(kube.SERVICE_ACCOUNT_FILE).read_text().strip()
@@ -189,9 +190,12 @@ def default_namespace() -> str:
 
 def cmd_workflow(args: argparse.Namespace) -> int:
     """The controller: run a workflow in the cluster (in a controller Job or from a laptop)."""
-    from bodywork import controller, kube, objects, records
-    from bodywork.errors import UsageError
     from kubernetes import client
+
+    from bodywork.core import objects, records
+    from bodywork.core.errors import UsageError
+    from bodywork.engine import controller
+    from bodywork.k8s import kube, recordstore
 
     _setup_logging(args)
     namespace = args.namespace or default_namespace()
@@ -205,7 +209,7 @@ def cmd_workflow(args: argparse.Namespace) -> int:
         "cronjob": os.environ.get("BODYWORK_CRONJOB"),
     }
     if args.resume:
-        record = records.find_record(client.CoreV1Api(api), namespace, args.resume)
+        record = recordstore.find_record(client.CoreV1Api(api), namespace, args.resume)
         if record is None:
             raise UsageError(f"no run '{args.resume}' in namespace '{namespace}'")
         status = record.get("status")
@@ -249,8 +253,9 @@ def _printer(the_plan) -> StagePrinter:  # noqa: ANN001 - plan.Plan
 def cmd_validate(args: argparse.Namespace) -> int:
     import tempfile
 
-    from bodywork import config, gitsource
-    from bodywork.errors import ConfigError
+    from bodywork.core import config
+    from bodywork.core.errors import ConfigError
+    from bodywork.engine import gitsource
 
     def report(project: config.ProjectConfig) -> int:
         for warning in project.warnings:
@@ -296,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"bodywork {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    from bodywork import cli_ops
+    from bodywork.cli import ops as cli_ops
 
     def with_source(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
@@ -380,11 +385,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["stage"]:  # fast path: no argparse tree, no heavy imports
         return cmd_stage(argv[1:])
     args = build_parser().parse_args(argv)
-    from bodywork import events
+    from bodywork.cli import logsetup
 
     # Logs go to stderr from the start: stdout carries only what a command prints
     # (`render` YAML, `status -o json`). Handlers that report progress set their own level.
-    events.configure_logging("warning")
+    logsetup.configure_logging("warning")
     try:
         return args.handler(args)
     except BodyworkError as exc:

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bodywork import dag, names
-from bodywork.errors import ConfigError, Problem
+from bodywork.core import dag, names
+from bodywork.core.errors import ConfigError, Problem
 
 PROJECT_FILE = "bodywork.ini"
 STAGE_FILE = "config.ini"

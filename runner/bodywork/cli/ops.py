@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bodywork import __version__
-from bodywork.errors import ClusterError, UsageError
+from bodywork.core.errors import ClusterError, UsageError
 
 DEFAULT_NAMESPACE = "bodywork"
 SubParsers = Any
@@ -28,7 +28,7 @@ def _echo(line: str) -> None:
 
 
 def _api() -> Any:
-    from bodywork import kube
+    from bodywork.k8s import kube
 
     return kube.api_client()
 
@@ -44,7 +44,7 @@ def _image(args: argparse.Namespace) -> str:
 
 
 def _require_url(source: str, command: str) -> None:
-    from bodywork import gitsource
+    from bodywork.engine import gitsource
 
     if not gitsource.is_url(source):
         raise UsageError(
@@ -55,15 +55,17 @@ def _require_url(source: str, command: str) -> None:
 
 # ---------------------------------------------------------------------------- deploy
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from bodywork import deploy, objects, plan, records
-    from bodywork.cli import _load_plan, _setup_logging
+    from bodywork.cli.main import _load_plan, _setup_logging
+    from bodywork.core import objects, plan, records
+    from bodywork.engine import deploy
+    from bodywork.k8s import recordstore
 
     _setup_logging(args)
     _require_url(args.source, "deploy")
     api = _api()
     namespace = args.namespace
     if args.resume:
-        record = records.find_record(_core(api), namespace, args.resume)
+        record = recordstore.find_record(_core(api), namespace, args.resume)
         if record is None:
             raise UsageError(f"no run '{args.resume}' in namespace '{namespace}'")
         if record.get("status") == records.SUCCEEDED:
@@ -102,8 +104,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- render
 def cmd_render(args: argparse.Namespace) -> int:
-    from bodywork import cronjobs, deploy, gitsource, objects
-    from bodywork.cli import _load_plan
+    from bodywork.cli.main import _load_plan
+    from bodywork.core import objects
+    from bodywork.engine import deploy, gitsource
+    from bodywork.k8s import cronjobs
 
     the_plan = _load_plan(args, run_id=args.run_id)
     settings = objects.RunSettings(
@@ -138,8 +142,9 @@ CREATE_ONLY_KINDS = ("PersistentVolumeClaim", "Job")  # an existing one is used,
 def _server_dry_run(api: Any, doc: dict[str, Any]) -> None:
     """Create (or, if it exists, replace) with dryRun=All: the API server validates the
     object, admission included, and persists nothing."""
-    from bodywork import kube
     from kubernetes import client, dynamic
+
+    from bodywork.k8s import kube
 
     namespace = doc["metadata"].get("namespace", DEFAULT_NAMESPACE)
     name = doc["metadata"].get("name")
@@ -168,7 +173,7 @@ def _server_dry_run(api: Any, doc: dict[str, Any]) -> None:
 
 # ---------------------------------------------------------------------------- bootstrap
 def _parse_secret_args(args: argparse.Namespace) -> dict[str, dict[str, str]]:
-    from bodywork import usersecrets
+    from bodywork.k8s import usersecrets
 
     found: dict[str, dict[str, str]] = {}
     for number, spec in enumerate(args.secret or [], 1):
@@ -195,8 +200,10 @@ BOOTSTRAP_CHECKS = [
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
-    from bodywork import deploy, objects, plan, usersecrets
-    from bodywork.cli import _load_plan, _setup_logging
+    from bodywork.cli.main import _load_plan, _setup_logging
+    from bodywork.core import objects, plan
+    from bodywork.engine import deploy
+    from bodywork.k8s import usersecrets
 
     _setup_logging(args)
     _require_url(args.source, "bootstrap")
@@ -247,7 +254,8 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- status, logs
 def cmd_status(args: argparse.Namespace) -> int:
-    from bodywork import history, records
+    from bodywork.engine import history
+    from bodywork.k8s import recordstore
 
     api = _api()
     if args.run:
@@ -256,7 +264,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
         _echo(history.render_output(run, args.output, history.format_run))
         return 0
-    runs = records.list_records(_core(api), args.namespace, args.project)
+    runs = recordstore.list_records(_core(api), args.namespace, args.project)
     rows = history.run_rows(runs)
     if not rows and args.output == "table":
         _echo(f"no runs recorded in namespace '{args.namespace}'")
@@ -266,7 +274,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from bodywork import history
+    from bodywork.engine import history
 
     history.print_logs(_api(), args.namespace, args.run, args.stage, args.follow, _echo)
     return 0
@@ -274,8 +282,10 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- cronjob
 def cmd_cronjob(args: argparse.Namespace) -> int:
-    from bodywork import cronjobs, history, names, objects, records
-    from bodywork.cli import _load_plan
+    from bodywork.cli.main import _load_plan
+    from bodywork.core import names, objects
+    from bodywork.engine import history
+    from bodywork.k8s import cronjobs, recordstore
 
     api = _api()
     namespace = args.namespace
@@ -313,7 +323,8 @@ def cmd_cronjob(args: argparse.Namespace) -> int:
         gone = cronjobs.delete(api, namespace, args.name)
         _echo(f"cronjob/{args.name} {'deleted' if gone else 'was not there'}")
         return 0
-    runs = [r for r in records.list_records(_core(api), namespace) if r.get("cronjob") == args.name]
+    runs = recordstore.list_records(_core(api), namespace)
+    runs = [r for r in runs if r.get("cronjob") == args.name]
     _echo(
         history.render_output(
             history.run_rows(runs), args.output, lambda r: history.table(r, history.RUN_COLUMNS)
@@ -324,7 +335,8 @@ def cmd_cronjob(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- secret
 def cmd_secret(args: argparse.Namespace) -> int:
-    from bodywork import history, usersecrets
+    from bodywork.engine import history
+    from bodywork.k8s import usersecrets
 
     values: dict[str, str] = {}
     if args.action == "create":  # a wrong command line is reported before any cluster call
@@ -356,7 +368,7 @@ def cmd_secret(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- cleanup
 def cmd_cleanup(args: argparse.Namespace) -> int:
-    from bodywork import history
+    from bodywork.engine import history
 
     history.cleanup(
         _api(),

@@ -1,27 +1,23 @@
-"""Talking to the Kubernetes API: client factory, error translation, retries, informers.
+"""Talking to the Kubernetes API: client factory, error translation, retries, discovery.
 
 - `api_client()` builds an ApiClient from the in-cluster service account or kubeconfig;
   everything else receives a client as an argument (no global default configuration).
 - `call()` runs one idempotent API call, retrying transient failures (429, 5xx,
   connection errors) with jittered backoff, and turns the rest into a ClusterError that
   names the verb, the object and, for 403, the service account that lacks the right.
-- `Informer` keeps a live local copy of one kind of object (list, then watch from the
-  list's resourceVersion; re-list after 410 Gone; reconnect on dropped or stalled
-  streams) and wakes waiters on every change, so waiting never polls the API.
+- Streams (watches and log follows) go through `bodywork.k8s.streams`, and live caches
+  through `bodywork.k8s.informers`; both translate errors with `translate` below.
 """
 
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import structlog
 import urllib3
-from bodywork.errors import ClusterError
-from kubernetes import client, config, watch
+from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from tenacity import (
     retry as tenacity_retry,
@@ -32,13 +28,12 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-log = structlog.get_logger("bodywork.kube")
+from bodywork.core.errors import ClusterError
+
+log = structlog.get_logger("bodywork.k8s.kube")
 T = TypeVar("T")
 
 RETRY_FOR_SECONDS = 60  # transient API trouble longer than this is an outage: give up
-WATCH_SERVER_TIMEOUT_SECONDS = 240  # server closes idle watches; we resume from last rv
-WATCH_READ_TIMEOUT_SECONDS = 300  # no byte for this long = a stalled stream: reconnect
-RECONNECT_PAUSE_SECONDS = 1.0
 SERVICE_ACCOUNT_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
@@ -57,9 +52,13 @@ def api_client(kubeconfig_context: str | None = None) -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
+TRANSIENT_STATUSES = frozenset({0, 429, 500, 502, 503, 504})  # 0: no HTTP answer at all
+
+
 def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, ApiException):
-        return exc.status in (429, 500, 502, 503, 504) or exc.status == 0
+    """Worth retrying: throttling, a server-side failure or a broken connection; never 4xx."""
+    if isinstance(exc, (ApiException, ClusterError)):
+        return exc.status in TRANSIENT_STATUSES
     return isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError))
 
 
@@ -172,135 +171,3 @@ def discover(api: client.ApiClient, group_version: str) -> set[str] | None:
             f"cannot discover {group_version}: {response.status}", status=response.status
         )
     return {r.get("kind") for r in json.loads(response.data).get("resources", [])}
-
-
-class Changes:
-    """A change counter several informers bump, so one waiter can wait on all of them."""
-
-    def __init__(self) -> None:
-        self.condition = threading.Condition()
-        self.version = 0
-        self.error: ClusterError | None = None  # a permanent watch failure, for waiters
-
-    def bump(self, error: ClusterError | None = None) -> None:
-        with self.condition:
-            self.version += 1
-            self.error = error or self.error
-            self.condition.notify_all()
-
-    def wait(self, seen: int, timeout: float) -> int:
-        """Block until something changed after version `seen` (or `timeout`); return now's."""
-        with self.condition:
-            self.condition.wait_for(
-                lambda: self.version != seen or self.error is not None, max(0.0, timeout)
-            )
-            if self.error is not None:
-                raise self.error
-            return self.version
-
-
-class Informer:
-    """A live cache of objects of one kind matching a label selector in one namespace."""
-
-    def __init__(
-        self,
-        list_fn: Callable[..., Any],
-        namespace: str,
-        label_selector: str,
-        kind: str,
-        changes: Changes,
-        read_timeout: float = WATCH_READ_TIMEOUT_SECONDS,
-    ):
-        self.list_fn = list_fn
-        self.namespace = namespace
-        self.label_selector = label_selector
-        self.kind = kind
-        self.changes = changes
-        self.read_timeout = read_timeout  # seconds without a byte before a watch is stalled
-        self.objects: dict[str, Any] = {}
-        self._lock = threading.Lock()
-        self.synced = threading.Event()
-        self._stopped = threading.Event()
-        self._watch: watch.Watch | None = None
-        self._thread = threading.Thread(target=self._run, name=f"informer-{kind}", daemon=True)
-
-    def start(self) -> Informer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopped.set()
-        if self._watch is not None:
-            self._watch.stop()
-
-    def snapshot(self) -> list[Any]:
-        with self._lock:
-            return list(self.objects.values())
-
-    def get(self, name: str) -> Any:
-        with self._lock:
-            return self.objects.get(name)
-
-    def _notify(self) -> None:
-        self.changes.bump()
-
-    def _list(self) -> str:
-        listing = call(
-            f"list {self.kind}",
-            self.namespace,
-            self.list_fn,
-            self.namespace,
-            label_selector=self.label_selector,
-        )
-        with self._lock:
-            self.objects = {item.metadata.name: item for item in listing.items}
-        self.synced.set()
-        self._notify()
-        return listing.metadata.resource_version
-
-    def _run(self) -> None:
-        resource_version = None
-        while not self._stopped.is_set():
-            try:
-                if resource_version is None:
-                    resource_version = self._list()
-                self._watch = watch.Watch()
-                for event in self._watch.stream(
-                    self.list_fn,
-                    self.namespace,
-                    label_selector=self.label_selector,
-                    resource_version=resource_version,
-                    timeout_seconds=WATCH_SERVER_TIMEOUT_SECONDS,
-                    _request_timeout=(10, self.read_timeout),
-                ):
-                    if self._stopped.is_set():
-                        break
-                    obj = event["object"]
-                    if event["type"] == "ERROR":
-                        raise ApiException(status=getattr(obj, "code", 500) or 500)
-                    resource_version = obj.metadata.resource_version
-                    with self._lock:
-                        if event["type"] == "DELETED":
-                            self.objects.pop(obj.metadata.name, None)
-                        else:
-                            self.objects[obj.metadata.name] = obj
-                    self._notify()
-                # the server closed the watch (timeout_seconds): resume from resource_version
-            except ApiException as exc:
-                if exc.status == 410:
-                    log.debug("watch_expired", kind=self.kind)
-                    resource_version = None  # our version is too old: list again
-                    continue
-                if not is_transient(exc):
-                    self.changes.bump(translate(exc, f"watch {self.kind}", self.namespace))
-                    return
-                log.debug("watch_retry", kind=self.kind, status=exc.status)
-                time.sleep(RECONNECT_PAUSE_SECONDS)
-            except ClusterError as exc:
-                self.changes.bump(exc)
-                return
-            except Exception as exc:  # noqa: BLE001 - dropped/stalled streams: reconnect
-                if self._stopped.is_set():
-                    return
-                log.debug("watch_reconnect", kind=self.kind, error=type(exc).__name__)
-                time.sleep(RECONNECT_PAUSE_SECONDS)

@@ -13,10 +13,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import git
-from bodywork.errors import GitSourceError
-from bodywork.plan import Source
-from bodywork_bootstrap import gitfetch
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from bodywork.core.errors import GitSourceError
+from bodywork.core.plan import Source
+from bodywork_bootstrap import gitfetch
 
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 _SHORT_SHA = re.compile(r"^[0-9a-f]{7,39}$")

@@ -16,12 +16,14 @@ from typing import Any
 
 import structlog
 import yaml
-from bodywork import kube, objects, records
-from bodywork.errors import ClusterError
-from bodywork.plan import Plan
-from kubernetes import client, watch
+from kubernetes import client
 
-log = structlog.get_logger("bodywork.deploy")
+from bodywork.core import objects, records
+from bodywork.core.errors import ClusterError
+from bodywork.core.plan import Plan
+from bodywork.k8s import kube, recordstore, streams
+
+log = structlog.get_logger("bodywork.engine.deploy")
 FOLLOW_START_SECONDS = 300  # the controller pod must start within this (image pull etc.)
 Printer = Callable[[str], None]
 
@@ -191,7 +193,9 @@ def follow(api: client.ApiClient, namespace: str, job: str, printer: Printer) ->
     core = client.CoreV1Api(api)
     deadline = time.monotonic() + FOLLOW_START_SECONDS
     pod = None
-    for event in watch.Watch().stream(
+    for event in streams.Stream(
+        "watch pods",
+        namespace,
         core.list_namespaced_pod,
         namespace,
         label_selector=f"job-name={job}",
@@ -223,7 +227,15 @@ def follow(api: client.ApiClient, namespace: str, job: str, printer: Printer) ->
     if pod is None:
         raise ClusterError(f"no pod for controller job {job} after {FOLLOW_START_SECONDS}s")
     name = pod.metadata.name
-    for line in watch.Watch().stream(core.read_namespaced_pod_log, name, namespace, follow=True):
+    log_stream = streams.Stream(
+        f"follow the log of pod {name}",
+        namespace,
+        core.read_namespaced_pod_log,
+        name,
+        namespace,
+        follow=True,
+    )
+    for line in log_stream:
         printer(line)
     for _ in range(60):  # the log ended; the exit code lands in the pod status shortly after
         pod = kube.call(f"get pod {name}", namespace, core.read_namespaced_pod, name, namespace)
@@ -236,7 +248,7 @@ def follow(api: client.ApiClient, namespace: str, job: str, printer: Printer) ->
 
 def already_deployed(core: Any, namespace: str, project: str, commit: str) -> str | None:
     """The id of a succeeded run of `project` at `commit`, if any."""
-    for run in records.list_records(core, namespace, project):
+    for run in recordstore.list_records(core, namespace, project):
         if run.get("commit") == commit and run.get("status") == records.SUCCEEDED:
             return str(run["run_id"])
     return None

@@ -18,13 +18,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
-from bodywork import kube, objects
-from bodywork.errors import ClusterError
-from bodywork.events import FAILED, STOPPED, SUCCEEDED, TIMED_OUT, StageResult
-from bodywork.executors.base import LogSink
-from bodywork.plan import Plan, StageSpec
+from kubernetes import client
+
+from bodywork.core import objects
+from bodywork.core.errors import ClusterError
+from bodywork.core.plan import Plan, StageSpec
+from bodywork.core.results import FAILED, STOPPED, SUCCEEDED, TIMED_OUT, StageResult
+from bodywork.engine.executors.base import LogSink
+from bodywork.k8s import informers, kube, streams
 from bodywork_bootstrap import BOOTSTRAP_EXIT_CODES
-from kubernetes import client, watch
 
 log = structlog.get_logger("bodywork.kubernetes")
 
@@ -107,7 +109,7 @@ class KubernetesExecutor:
         api: client.ApiClient,
         settings: objects.RunSettings,
         sink: LogSink,
-        watch_read_timeout: float = kube.WATCH_READ_TIMEOUT_SECONDS,
+        watch_read_timeout: float = informers.WATCH_READ_TIMEOUT_SECONDS,
     ):
         self.api = api
         self.settings = settings
@@ -117,9 +119,9 @@ class KubernetesExecutor:
         self.batch = client.BatchV1Api(api)
         self.apps = client.AppsV1Api(api)
         self.networking = client.NetworkingV1Api(api)
-        self.changes = kube.Changes()
+        self.changes = informers.Changes()
         self.handles: list[KubeHandle] = []
-        self.informers: list[kube.Informer] = []
+        self.informers: list[informers.Informer] = []
         self.image = settings.image
         self.watch_read_timeout = watch_read_timeout  # for the informers' watches
 
@@ -212,8 +214,8 @@ class KubernetesExecutor:
             informer.stop()
 
     # ------------------------------------------------------------------ set-up
-    def _informer(self, list_fn: Any, selector: str, kind: str) -> kube.Informer:
-        informer = kube.Informer(
+    def _informer(self, list_fn: Any, selector: str, kind: str) -> informers.Informer:
+        informer = informers.Informer(
             list_fn, self.namespace, selector, kind, self.changes, self.watch_read_timeout
         ).start()
         self.informers.append(informer)
@@ -284,7 +286,9 @@ class KubernetesExecutor:
         with the provisioner's message instead of leaving every stage pod Pending."""
         ns = self.namespace
         deadline = time.monotonic() + CLAIM_BIND_SECONDS
-        for event in watch.Watch().stream(
+        for event in streams.Stream(
+            "watch persistentvolumeclaims",
+            ns,
             self.core.list_namespaced_persistent_volume_claim,
             ns,
             field_selector=f"metadata.name={name}",
@@ -583,7 +587,9 @@ class KubernetesExecutor:
             else f"[{pod.rsplit('-', 1)[-1]}] "
         )
         try:
-            for line in watch.Watch().stream(
+            for line in streams.Stream(
+                f"follow the log of pod {pod}",
+                self.namespace,
                 self.core.read_namespaced_pod_log,
                 pod,
                 self.namespace,
@@ -592,8 +598,8 @@ class KubernetesExecutor:
             ):
                 handle.tail.append(line)
                 self.sink(handle.stage.name, f"{prefix}{line}")
-        except Exception as exc:  # noqa: BLE001 - a lost log stream must not fail the stage
-            log.debug("log_stream_ended", pod=pod, error=type(exc).__name__)
+        except ClusterError as exc:  # a lost log stream must not fail the stage
+            log.debug("log_stream_ended", pod=pod, status=exc.status)
 
     def _events_of(self, name: str) -> list[Any]:
         """The events about one object (a pod or the artifacts claim), oldest first."""

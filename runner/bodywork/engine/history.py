@@ -14,9 +14,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import yaml
-from bodywork import kube, names, objects, records
-from bodywork.errors import UsageError
-from kubernetes import client, watch
+from kubernetes import client
+
+from bodywork.core import names, objects, records
+from bodywork.core.errors import ClusterError, UsageError
+from bodywork.k8s import kube, recordstore, streams
 
 Printer = Callable[[str], None]
 
@@ -100,7 +102,7 @@ def format_run(described: dict[str, Any]) -> str:
 
 
 def get_run(core: Any, namespace: str, run_id: str) -> dict[str, Any]:
-    run = records.find_record(core, namespace, run_id)
+    run = recordstore.find_record(core, namespace, run_id)
     if run is None:
         raise UsageError(
             f"no run '{run_id}' in namespace '{namespace}' (`bodywork status` lists them)"
@@ -113,11 +115,13 @@ RECORD_WAIT_SECONDS = 120  # `logs -f` right after `deploy`: the controller pod 
 
 def wait_for_run(core: Any, namespace: str, run_id: str) -> dict[str, Any]:
     """The run's record, waiting (by watch) for its controller to create it."""
-    run = records.find_record(core, namespace, run_id)
+    run = recordstore.find_record(core, namespace, run_id)
     if run is not None:
         return run
     selector = f"{objects.RUN_LABEL}={run_id},{objects.ROLE_LABEL}={records.RECORD_ROLE}"
-    for _event in watch.Watch().stream(
+    for _event in streams.Stream(
+        "watch configmaps",
+        namespace,
         core.list_namespaced_config_map,
         namespace,
         label_selector=selector,
@@ -140,21 +144,30 @@ def _follow_controller(
     printed = 0
     for _attempt in range(FOLLOW_ATTEMPTS):
         try:
-            for line in watch.Watch().stream(
-                core.read_namespaced_pod_log, pod, namespace, follow=True
+            for line in streams.Stream(
+                f"follow the log of pod {pod}",
+                namespace,
+                core.read_namespaced_pod_log,
+                pod,
+                namespace,
+                follow=True,
             ):
                 if not prefix or line.startswith(prefix):
                     printer(line)
                     printed += 1
             return printed > 0
-        except client.ApiException:
-            time.sleep(1)
+        except ClusterError as exc:
+            if exc.status in (401, 403):
+                raise  # retrying will not help: the user gets one clear `error:` line
+            time.sleep(1)  # 400 while the container starts, or a dropped stream
     return False
 
 
 def _wait_until_finished(core: Any, namespace: str, run_id: str) -> dict[str, Any]:
     name_selector = f"{objects.RUN_LABEL}={run_id},{objects.ROLE_LABEL}={records.RECORD_ROLE}"
-    for event in watch.Watch().stream(
+    for event in streams.Stream(
+        "watch configmaps",
+        namespace,
         core.list_namespaced_config_map,
         namespace,
         label_selector=name_selector,
@@ -225,7 +238,7 @@ def cleanup(
         selector += f",{objects.PROJECT_LABEL}={project}"
     doomed: list[tuple[str, str, Callable[[], Any]]] = []
 
-    for run in records.list_records(core, namespace, project):
+    for run in recordstore.list_records(core, namespace, project):
         if (
             run.get("status") != records.RUNNING
             and _age(run.get("finished_at") or run.get("started_at"), now) > limit

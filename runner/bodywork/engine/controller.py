@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from bodywork import config, gitsource, notify, plan, workflow
-from bodywork.events import RunOutcome
-from bodywork.executors.base import LogSink
+
+from bodywork.core import config, plan
+from bodywork.core.results import RunOutcome
+from bodywork.engine import gitsource, notify, workflow
+from bodywork.engine.executors.base import LogSink
 
 log = structlog.get_logger("bodywork")
 
@@ -77,9 +79,10 @@ def run_in_cluster(
     extra: dict[str, Any] | None = None,
 ) -> RunOutcome:
     """Run `the_plan` with the Kubernetes executor, recording it in the namespace."""
-    from bodywork import lease, records
-    from bodywork.executors.kubernetes import KubernetesExecutor
     from kubernetes import client
+
+    from bodywork.engine.executors.kubernetes import KubernetesExecutor
+    from bodywork.k8s import lease, recordstore
 
     holder = f"run {the_plan.run_id}" + (
         f" (controller pod {os.environ['POD_NAME']})" if os.environ.get("POD_NAME") else ""
@@ -89,7 +92,7 @@ def run_in_cluster(
     )
     project_lease.acquire()  # before anything is created: a refused run leaves no trace
     try:
-        recorder = records.Recorder(
+        recorder = recordstore.Recorder(
             client.CoreV1Api(api), settings.namespace, the_plan, trigger, extra=extra
         )
         executor = KubernetesExecutor(api, settings, sink)

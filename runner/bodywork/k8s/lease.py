@@ -14,11 +14,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import structlog
-from bodywork import kube, names, objects
-from bodywork.errors import ClusterError, RunInProgress
 from kubernetes import client
 
-log = structlog.get_logger("bodywork.lease")
+from bodywork.core import names, objects
+from bodywork.core.errors import ClusterError, RunInProgress
+from bodywork.k8s import kube
+
+log = structlog.get_logger("bodywork.k8s.lease")
 LEASE_SECONDS = 30  # a dead controller blocks the project for at most this long
 RENEW_SECONDS = 10  # three renewals per lease period: one lost request does not lose it
 

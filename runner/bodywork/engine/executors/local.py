@@ -22,10 +22,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bodywork.errors import BodyworkError
-from bodywork.events import FAILED, STOPPED, SUCCEEDED, TIMED_OUT, StageResult
-from bodywork.executors.base import LogSink
-from bodywork.plan import Plan, StageSpec
+from bodywork.core.errors import BodyworkError
+from bodywork.core.plan import Plan, StageSpec
+from bodywork.core.results import FAILED, STOPPED, SUCCEEDED, TIMED_OUT, StageResult
+from bodywork.engine.executors.base import LogSink
 from bodywork_bootstrap import BOOTSTRAP_EXIT_CODES
 
 LOG_TAIL_LINES = 40  # kept per stage for failure reports and the run summary

@@ -13,12 +13,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 
 import structlog
-from bodywork.errors import BodyworkError
-from bodywork.events import FAILED, NOT_RUN, SKIPPED, RunOutcome, StageResult
-from bodywork.executors.base import Executor, StageHandle
-from bodywork.plan import Plan, StageSpec, Step, on_failure_stage
 
-log = structlog.get_logger("bodywork.workflow")
+from bodywork.core.errors import BodyworkError
+from bodywork.core.plan import Plan, StageSpec, Step, on_failure_stage
+from bodywork.core.results import FAILED, NOT_RUN, SKIPPED, RunOutcome, StageResult
+from bodywork.engine.executors.base import Executor, StageHandle
+
+log = structlog.get_logger("bodywork.engine.workflow")
 
 
 def _not_run(stage: StageSpec, reason: str) -> StageResult:

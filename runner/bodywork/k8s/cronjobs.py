@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from bodywork import kube, objects
-from bodywork.errors import ClusterError
 from kubernetes import client
+
+from bodywork.core import objects
+from bodywork.core.errors import ClusterError
+from bodywork.k8s import kube
 
 GROUP, PLURAL = "batch", "cronjobs"
 VERSIONS = ("v1", "v1beta1")  # newest first

@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bodywork import names
-from bodywork.plan import Plan, StageSpec
+from bodywork.core import names
+from bodywork.core.plan import Plan, StageSpec
 
 Manifest = dict[str, Any]
 

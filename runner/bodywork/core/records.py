@@ -4,21 +4,20 @@ One ConfigMap per run, labelled by project and run id, holds `run.json` (source,
 trigger, per-stage results, timings) and the tail of each stage's log, capped so the object
 stays far below Kubernetes' 1 MiB limit. The controller writes it when the run starts,
 after each step, and at the end; `bodywork status` and `bodywork logs` read it.
-The format functions are pure; `Recorder` and the readers take a CoreV1Api.
+Pure: building and parsing a record. `bodywork.k8s.recordstore` writes and reads them.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Any
 
-from bodywork import names, objects
-from bodywork.events import RunOutcome, StageResult
-from bodywork.plan import Plan
-from bodywork_bootstrap.gitfetch import redact
+from bodywork.core import names, objects
+from bodywork.core.plan import Plan
+from bodywork.core.results import RunOutcome, StageResult
+from bodywork_bootstrap.redaction import redact
 
 RECORD_ROLE = "run-record"
 TRIGGER_LABEL = f"{objects.LABEL_PREFIX}/trigger"
@@ -126,63 +125,6 @@ def parse_record(config_map: Any) -> dict[str, Any]:
     return run
 
 
-class Recorder:
-    """Writes one run's record as it progresses (controller side)."""
-
-    def __init__(
-        self,
-        core: Any,
-        namespace: str,
-        plan: Plan,
-        trigger: str,
-        extra: dict[str, Any] | None = None,
-    ):
-        from bodywork import kube
-
-        self.kube = kube
-        self.core = core
-        self.namespace = namespace
-        self.plan = plan
-        self.trigger = trigger
-        self.extra = extra or {}
-        self.started_at = _now()
-        self.started = time.monotonic()
-        self.name = record_name(plan.project, plan.run_id)
-        body = build_record(plan, namespace, trigger, self.started_at, extra=self.extra)
-        created = kube.create(
-            f"create configmap {self.name}",
-            namespace,
-            core.create_namespaced_config_map,
-            namespace,
-            body,
-        )
-        if created is None:  # the same run re-attaching after its controller died
-            kube.call(
-                f"update configmap {self.name}",
-                namespace,
-                core.replace_namespaced_config_map,
-                self.name,
-                namespace,
-                body,
-            )
-
-    def update(self, outcome: RunOutcome, status: str = RUNNING) -> None:
-        body = build_record(
-            self.plan, self.namespace, self.trigger, self.started_at, outcome, status, self.extra
-        )
-        self.kube.call(
-            f"update configmap {self.name}",
-            self.namespace,
-            self.core.replace_namespaced_config_map,
-            self.name,
-            self.namespace,
-            body,
-        )
-
-    def finish(self, outcome: RunOutcome) -> None:
-        self.update(outcome, SUCCEEDED if outcome.succeeded else FAILED)
-
-
 def succeeded_steps(run: dict[str, Any]) -> int:
     """How many leading steps of a recorded run had every stage succeed (or skipped)."""
     status = {s["stage"]: s["status"] for s in run.get("stages", [])}
@@ -192,30 +134,3 @@ def succeeded_steps(run: dict[str, Any]) -> int:
             break
         count += 1
     return count
-
-
-def list_records(core: Any, namespace: str, project: str | None = None) -> list[dict[str, Any]]:
-    """Every run record in the namespace (optionally one project's), newest first."""
-    from bodywork import kube
-
-    selector = f"{objects.ROLE_LABEL}={RECORD_ROLE}"
-    if project:
-        selector += f",{objects.PROJECT_LABEL}={project}"
-    listing = kube.call(
-        "list configmaps",
-        namespace,
-        core.list_namespaced_config_map,
-        namespace,
-        label_selector=selector,
-    )
-    runs = [parse_record(item) for item in listing.items]
-    return sorted(runs, key=lambda r: r.get("run_id", ""), reverse=True)
-
-
-def find_record(core: Any, namespace: str, run_id: str) -> dict[str, Any] | None:
-    """The record of run `run_id` (a unique prefix of it is enough)."""
-    matches = [r for r in list_records(core, namespace) if r.get("run_id", "").startswith(run_id)]
-    exact = [r for r in matches if r.get("run_id") == run_id]
-    if exact:
-        return exact[0]
-    return matches[0] if len(matches) == 1 else None
