@@ -8,16 +8,12 @@ import os
 import subprocess
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
-from bodywork.core import config, plan
-from bodywork.core.results import FAILED, NOT_RUN, SKIPPED, SUCCEEDED, RunOutcome
-from bodywork.engine import gitsource, notify, workflow
-from bodywork.engine.executors.local import LocalExecutor
+from bodywork.core.results import FAILED, NOT_RUN, SKIPPED, SUCCEEDED
+from bodywork.engine import notify
 from tests.conftest import free_port
 from tests.local.projects import batch_stage, project_ini
 
@@ -44,43 +40,8 @@ def with_on_failure(dag: str, stage: str = "notify-failure") -> str:
     return project_ini(dag) + f"ON_FAILURE = {stage}\n"
 
 
-@dataclass
-class Run:
-    outcome: RunOutcome
-    lines: list[tuple[str, str]]
-    artifacts: Path
-
-    def status(self, stage: str) -> str:
-        return next(r.status for r in self.outcome.results if r.stage == stage)
-
-
-@pytest.fixture
-def local_run(offline_env: Path) -> Iterator:
-    """Runs a committed project in-process through run_workflow with a LocalExecutor."""
-    executors: list[LocalExecutor] = []
-
-    def run(repo: Path, skip_steps: int = 0) -> Run:
-        lines: list[tuple[str, str]] = []
-        lock = threading.Lock()
-
-        def sink(stage: str, line: str) -> None:
-            with lock:
-                lines.append((stage, line))
-
-        source = gitsource.resolve(str(repo), None, warn=lambda m: None)
-        the_plan = plan.build_plan(config.load_project(repo), source, plan.new_run_id())
-        executor = LocalExecutor(sink, offline_env, os.environ)
-        executors.append(executor)
-        outcome = workflow.run_workflow(the_plan, executor, skip_steps=skip_steps)
-        return Run(outcome, lines, executor.artifacts_dir(the_plan.project))
-
-    yield run
-    for executor in executors:
-        executor.close()
-
-
 def test_on_failure_stage_runs_after_a_failure_told_which_stage_failed_and_why(
-    make_repo, local_run
+    make_repo, engine
 ):
     """ON_FAILURE runs once a step fails, with BODYWORK_FAILED_STAGE and the reason."""
     repo = make_repo(
@@ -92,7 +53,7 @@ def test_on_failure_stage_runs_after_a_failure_told_which_stage_failed_and_why(
             **batch_stage("notify-failure", DUMP_ENV),
         }
     )
-    run = local_run(repo)
+    run = engine(repo)
     assert [(r.stage, r.status) for r in run.outcome.results] == [
         ("prepare", SUCCEEDED),
         ("train", FAILED),
@@ -116,7 +77,7 @@ def test_on_failure_stage_runs_after_a_failure_told_which_stage_failed_and_why(
     assert not (run.artifacts / "report.ran").exists()
 
 
-def test_on_failure_stage_does_not_run_when_every_step_succeeds(make_repo, local_run):
+def test_on_failure_stage_does_not_run_when_every_step_succeeds(make_repo, engine):
     """A green run never starts the on-failure stage."""
     repo = make_repo(
         {
@@ -126,7 +87,7 @@ def test_on_failure_stage_does_not_run_when_every_step_succeeds(make_repo, local
             **batch_stage("notify-failure", DUMP_ENV),
         }
     )
-    run = local_run(repo)
+    run = engine(repo)
     assert run.outcome.succeeded
     assert run.outcome.on_failure is None
     assert (run.artifacts / "train.ran").exists()
@@ -134,7 +95,7 @@ def test_on_failure_stage_does_not_run_when_every_step_succeeds(make_repo, local
     assert [s for s, _ in run.lines if s == "notify-failure"] == []
 
 
-def test_a_failing_on_failure_stage_is_reported_and_the_original_failure_kept(make_repo, local_run):
+def test_a_failing_on_failure_stage_is_reported_and_the_original_failure_kept(make_repo, engine):
     """If the on-failure stage itself fails, its failure is recorded beside the real one."""
     repo = make_repo(
         {
@@ -143,7 +104,7 @@ def test_a_failing_on_failure_stage_is_reported_and_the_original_failure_kept(ma
             **batch_stage("notify-failure", "import sys\nprint('pager down')\nsys.exit(3)\n"),
         }
     )
-    run = local_run(repo)
+    run = engine(repo)
     assert run.outcome.failed_result is not None
     assert run.outcome.failed_result.stage == "train"
     assert run.outcome.on_failure is not None
@@ -152,7 +113,7 @@ def test_a_failing_on_failure_stage_is_reported_and_the_original_failure_kept(ma
     assert not run.outcome.succeeded
 
 
-def test_skip_steps_marks_earlier_steps_skipped_without_running_them(make_repo, local_run):
+def test_skip_steps_marks_earlier_steps_skipped_without_running_them(make_repo, engine):
     """run_workflow(skip_steps=1) runs step 2 only; step 1's stages are 'skipped'."""
     repo = make_repo(
         {
@@ -162,7 +123,7 @@ def test_skip_steps_marks_earlier_steps_skipped_without_running_them(make_repo, 
             **batch_stage("second", TOUCH_MARKER),
         }
     )
-    run = local_run(repo, skip_steps=1)
+    run = engine(repo, skip_steps=1)
     assert [(r.stage, r.status) for r in run.outcome.results] == [
         ("first", SKIPPED),
         ("also-first", SKIPPED),
@@ -199,7 +160,7 @@ def hook() -> Iterator[tuple[str, list[dict]]]:
         server.server_close()
 
 
-def test_local_run_posts_the_summary_to_the_webhook(make_repo, offline_env, hook):
+def test_engine_posts_the_summary_to_the_webhook(make_repo, offline_env, hook):
     """`bodywork run` with BODYWORK_WEBHOOK_URL POSTs the run's summary, token kept quiet."""
     url, posts = hook
     repo = make_repo(

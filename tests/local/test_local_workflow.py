@@ -3,29 +3,21 @@ every stage is a real bootstrap subprocess with a real uv venv (offline wheelhou
 
 from __future__ import annotations
 
-import os
 import textwrap
 import threading
-import time
 import urllib.request
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from bodywork.core import config, plan
 from bodywork.core.results import (
     FAILED,
     NOT_RUN,
     STOPPED,
     SUCCEEDED,
     TIMED_OUT,
-    RunOutcome,
-    StageResult,
 )
-from bodywork.engine import gitsource, workflow
-from bodywork.engine.executors.local import LocalExecutor
 from tests.conftest import commit_all, free_port, git, serve_bare, write_files
+from tests.local.conftest import EngineRun, Sink
 from tests.local.projects import (
     WHEEL_REQUIREMENT,
     batch_stage,
@@ -35,66 +27,6 @@ from tests.local.projects import (
     project_ini,
     service_stage,
 )
-
-
-class Sink:
-    """Collects (stage, line) as the executor's reader threads deliver them."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str]] = []
-        self._lock = threading.Lock()
-        self.changed = threading.Condition(self._lock)
-
-    def __call__(self, stage: str, line: str) -> None:
-        with self.changed:
-            self.lines.append((stage, line))
-            self.changed.notify_all()
-
-    def of(self, stage: str) -> list[str]:
-        with self._lock:
-            return [line for s, line in self.lines if s == stage]
-
-    def wait_for(self, stage: str, text: str, timeout: float) -> bool:
-        with self.changed:
-            return self.changed.wait_for(
-                lambda: any(s == stage and text in ln for s, ln in self.lines), timeout
-            )
-
-
-@dataclass
-class Run:
-    outcome: RunOutcome
-    sink: Sink
-    executor: LocalExecutor
-    seconds: float
-
-    def result(self, stage: str) -> StageResult:
-        return next(r for r in self.outcome.results if r.stage == stage)
-
-    def artifacts(self) -> Path:
-        return self.executor.artifacts_dir("demo")
-
-
-@pytest.fixture
-def engine(offline_env: Path):
-    """Runs a project through run_workflow with a LocalExecutor; closes every executor."""
-    executors: list[LocalExecutor] = []
-
-    def run(repo: Path, location: str | None = None, sink: Sink | None = None) -> Run:
-        sink = sink or Sink()
-        source = gitsource.resolve(location or str(repo), None, warn=lambda m: None)
-        project = config.load_project(repo)
-        the_plan = plan.build_plan(project, source, plan.new_run_id())
-        executor = LocalExecutor(sink, offline_env, os.environ)
-        executors.append(executor)
-        started = time.monotonic()
-        outcome = workflow.run_workflow(the_plan, executor)
-        return Run(outcome, sink, executor, time.monotonic() - started)
-
-    yield run
-    for executor in executors:
-        executor.close()
-
 
 ARTIFACTS = "pathlib.Path(os.environ['BODYWORK_ARTIFACTS_DIR'])"
 
@@ -129,8 +61,8 @@ WRITE_PID_AND_SLEEP = f"""
 """
 
 
-def pid_of(run: Run, stage: str) -> int:
-    return int((run.artifacts() / f"{stage}.pid").read_text())
+def pid_of(run: EngineRun, stage: str) -> int:
+    return int((run.artifacts / f"{stage}.pid").read_text())
 
 
 def test_three_step_dag_runs_steps_in_order_and_a_steps_stages_concurrently(make_repo, engine):
@@ -160,7 +92,7 @@ def test_three_step_dag_runs_steps_in_order_and_a_steps_stages_concurrently(make
     assert "prepare says hello" in run.sink.of("prepare")
     assert "left saw right running at the same time" in run.sink.of("left")
     assert "right saw left running at the same time" in run.sink.of("right")
-    order = (run.artifacts() / "order.log").read_text().split()
+    order = (run.artifacts / "order.log").read_text().split()
     assert order[0] == "prepare" and order[-1] == "report"
     assert sorted(order[1:3]) == ["left", "right"]
 
@@ -276,7 +208,7 @@ def test_service_is_ready_answers_http_and_close_frees_port(make_repo, engine):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
         assert response.read() == b"ok from serve"
     assert [h.stage.name for h in run.executor.running_services()] == ["serve"]
-    pid = int((run.artifacts() / "service.pid").read_text())
+    pid = int((run.artifacts / "service.pid").read_text())
     bootstrap_pids = [h.process.pid for h in run.executor.handles if h.process is not None]
     assert not process_gone(pid)
 
@@ -342,7 +274,7 @@ def test_artifacts_written_by_a_stage_reach_a_later_stage(make_repo, engine):
     assert run.outcome.succeeded
     loaded = [ln for ln in run.sink.of("use") if ln.startswith("loaded ")]
     assert loaded == [f"loaded weights=42 run={run.outcome.run_id}"]
-    assert (run.artifacts() / "model.txt").is_file()
+    assert (run.artifacts / "model.txt").is_file()
 
 
 def test_local_run_uses_committed_code_not_uncommitted_edits(make_repo, engine):
@@ -386,7 +318,7 @@ def test_commit_stays_pinned_when_branch_is_pushed_mid_run(make_repo, git_daemon
     original = git(repo, "rev-parse", "HEAD")
     bare = serve_bare(repo, base)
     sink = Sink()
-    runs: list[Run] = []
+    runs: list[EngineRun] = []
     thread = threading.Thread(
         target=lambda: runs.append(engine(repo, f"{daemon_url}/project.git", sink)), daemon=True
     )
