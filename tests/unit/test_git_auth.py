@@ -12,9 +12,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from bodywork.core import config, objects, plan
+from bodywork.core import objects, plan
 from bodywork.engine import deploy
 from bodywork_bootstrap import gitfetch
+from tests import builders
 
 KUBERNETES_VERSION = "1.37.0"
 TOKEN = "tok_Very5ecretValue"
@@ -26,17 +27,11 @@ PLAIN = objects.RunSettings(namespace="ml", image="bodywork:test")
 
 
 def make_plan() -> plan.Plan:
-    batch = config.StageConfig(name="train", stage_type="batch", executable_script="t.py")
-    serve = config.StageConfig(
+    batch = builders.stage_config(executable_script="t.py")
+    serve = builders.stage_config(
         name="serve", stage_type="service", executable_script="s.py", port=8000
     )
-    project = config.ProjectConfig(
-        project_name="demo",
-        dag=(("train",), ("serve",)),
-        stages={"train": batch, "serve": serve},
-    )
-    source = plan.Source("ssh://git@git.example.com/org/repo.git", "a" * 40, "main", "")
-    return plan.build_plan(project, source, "20261125-120000-abcd")
+    return builders.make_plan(batch, serve, repo="ssh://git@git.example.com/org/repo.git")
 
 
 def controller_run(**extra: str) -> objects.ControllerRun:

@@ -36,7 +36,9 @@ FORBIDDEN = {
 }
 # The `uv` wheel's binary locator, imported with a fallback to PATH (venv.uv_executable).
 BOOTSTRAP_MAY_TRY = {"uv"}
-CORE_MAY_USE_BOOTSTRAP = {"bodywork_bootstrap", "bodywork_bootstrap.redaction"}
+CORE_MAY_USE_BOOTSTRAP = {
+    "bodywork_bootstrap", "bodywork_bootstrap.redaction", "bodywork_bootstrap.envnames"
+}
 ENVIRON = {"environ", "environb", "getenv", "getenvb", "putenv", "system", "popen"}
 
 

@@ -8,34 +8,14 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from bodywork.core import config, names, objects, plan
+from bodywork.core import names, objects, plan
+from tests.builders import make_plan, run_settings, stage_config
 
 KUBERNETES_VERSION = "1.37.0"  # validate against current Kubernetes, not just the lab's 1.20
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 
 
-def stage_config(**overrides: object) -> config.StageConfig:
-    values: dict[str, object] = {
-        "name": "train",
-        "stage_type": "batch",
-        "executable_script": "train.py",
-    }
-    values.update(overrides)
-    return config.StageConfig(**values)  # type: ignore[arg-type]
-
-
-def make_plan(*stages: config.StageConfig, image: str | None = None) -> plan.Plan:
-    project = config.ProjectConfig(
-        project_name="demo",
-        dag=tuple((s.name,) for s in stages),
-        stages={s.name: s for s in stages},
-        docker_image=image,
-    )
-    source = plan.Source("git://host/repo.git", "a" * 40, "main", "")
-    return plan.build_plan(project, source, "20261125-120000-abcd")
-
-
-SETTINGS = objects.RunSettings(namespace="ml", image="bodywork:test")
+SETTINGS = run_settings()
 SERVICE = stage_config(
     name="serve",
     stage_type="service",
@@ -170,7 +150,7 @@ def test_docker_image_from_bodywork_ini_wins_over_controller_image() -> None:
 
 def test_named_artifacts_claim_is_used_not_created() -> None:
     """ARTIFACTS_PVC set → no PVC object, pods mount that claim."""
-    settings = objects.RunSettings(namespace="ml", image="i", artifacts_pvc="shared-rwx")
+    settings = run_settings(image="i", artifacts_pvc="shared-rwx")
     bodies = objects.build_stage_objects(make_plan(BATCH), settings)
     assert "PersistentVolumeClaim" not in [b["kind"] for b in bodies]
     volumes = bodies[0]["spec"]["template"]["spec"]["volumes"]

@@ -5,24 +5,18 @@ from __future__ import annotations
 import json
 import types
 
-from bodywork.core import config, objects, plan, records
+from bodywork.core import objects, plan, records
 from bodywork.core.results import FAILED, NOT_RUN, SUCCEEDED, RunOutcome, StageResult
+from tests import builders
 
 RUN_ID = "20261125-120000-abcd"
 COMMIT = "c" * 40
 STARTED = "2026-11-25T12:00:00Z"
 
 
-def make_plan(*stage_names: str, repo: str = "git://host/repo.git") -> plan.Plan:
-    stages = {
-        n: config.StageConfig(name=n, stage_type="batch", executable_script="main.py")
-        for n in stage_names
-    }
-    project = config.ProjectConfig(
-        project_name="demo", dag=tuple((n,) for n in stage_names), stages=stages
-    )
-    source = plan.Source(repo, COMMIT, "main", "")
-    return plan.build_plan(project, source, RUN_ID)
+def make_plan(*stage_names: str, repo: str = builders.REPO) -> plan.Plan:
+    stages = (builders.stage_config(name=n, executable_script="main.py") for n in stage_names)
+    return builders.make_plan(*stages, repo=repo, commit=COMMIT, run_id=RUN_ID)
 
 
 def run_json(body: dict) -> dict:

@@ -5,23 +5,12 @@ from __future__ import annotations
 import kubernetes_validate
 import yaml
 
-from bodywork.core import config, names, objects, plan
+from bodywork.core import names, objects, plan
 from bodywork.engine import deploy
+from tests.builders import COMMIT, RUN_ID, make_plan, run_settings, stage_config
 
 KUBERNETES_VERSION = "1.37.0"
-RUN_ID = "20261125-120000-abcd"
-COMMIT = "a" * 40
-SETTINGS = objects.RunSettings(namespace="ml", image="bodywork:test")
-
-
-def stage_config(**overrides: object) -> config.StageConfig:
-    values: dict[str, object] = {
-        "name": "train",
-        "stage_type": "batch",
-        "executable_script": "t.py",
-    }
-    values.update(overrides)
-    return config.StageConfig(**values)  # type: ignore[arg-type]
+SETTINGS = run_settings()
 
 
 TRAIN = stage_config(retries=1, secrets=(("DB_PASSWORD", "db-creds"),))
@@ -33,17 +22,6 @@ SERVE = stage_config(
     ingress=True,
     secrets=(("API_KEY", "model-secrets"),),
 )
-
-
-def make_plan(*stages: config.StageConfig, webhook_secret: str | None = None) -> plan.Plan:
-    project = config.ProjectConfig(
-        project_name="demo",
-        dag=tuple((s.name,) for s in stages),
-        stages={s.name: s for s in stages},
-        webhook_url_secret=webhook_secret,
-    )
-    source = plan.Source("git://host/repo.git", COMMIT, "main", "")
-    return plan.build_plan(project, source, RUN_ID)
 
 
 def controller_for(the_plan: plan.Plan, run_id: str | None = RUN_ID) -> objects.ControllerRun:
@@ -93,7 +71,7 @@ def test_render_without_a_controller_is_only_the_stage_objects() -> None:
 
 def test_every_rendered_object_is_valid_for_current_kubernetes() -> None:
     """Each batch/v1, apps/v1, v1 and networking doc passes strict schema validation."""
-    the_plan = make_plan(TRAIN, SERVE, webhook_secret="hooks")
+    the_plan = make_plan(TRAIN, SERVE, webhook_url_secret="hooks")
     docs = deploy.render(the_plan, SETTINGS, controller_for(the_plan))
     docs += deploy.render(the_plan, SETTINGS, controller_for(the_plan, None), "0 3 * * *")[:1]
     assert docs[-1]["kind"] == "CronJob"
@@ -127,7 +105,7 @@ def test_an_old_cluster_gets_a_batch_v1beta1_cronjob_when_asked() -> None:
 
 def test_to_yaml_parses_back_to_exactly_the_docs() -> None:
     """What `render` prints is what a reviewer and kubectl read: no loss in the YAML."""
-    the_plan = make_plan(TRAIN, SERVE, webhook_secret="hooks")
+    the_plan = make_plan(TRAIN, SERVE, webhook_url_secret="hooks")
     docs = deploy.render(the_plan, SETTINGS, controller_for(the_plan))
     text = deploy.to_yaml(docs)
     assert list(yaml.safe_load_all(text)) == docs
@@ -136,7 +114,7 @@ def test_to_yaml_parses_back_to_exactly_the_docs() -> None:
 
 def test_secrets_render_as_secret_key_refs_and_never_as_values() -> None:
     """[secrets] and the webhook secret appear only as secretKeyRef, never with a value."""
-    the_plan = make_plan(TRAIN, SERVE, webhook_secret="hooks")
+    the_plan = make_plan(TRAIN, SERVE, webhook_url_secret="hooks")
     docs = deploy.render(the_plan, SETTINGS, controller_for(the_plan))
     refs = {}
     for doc in docs:
@@ -159,13 +137,7 @@ def test_secrets_render_as_secret_key_refs_and_never_as_values() -> None:
 
 def test_a_named_artifacts_claim_is_mounted_not_rendered() -> None:
     """ARTIFACTS_PVC in bodywork.ini → no PVC doc; stage pods mount the named claim."""
-    project = config.ProjectConfig(
-        project_name="demo",
-        dag=(("train",),),
-        stages={"train": TRAIN},
-        artifacts_pvc="shared-rwx",
-    )
-    the_plan = plan.build_plan(project, plan.Source("git://h/r.git", COMMIT), RUN_ID)
+    the_plan = make_plan(TRAIN, repo="git://h/r.git", ref=None, artifacts_pvc="shared-rwx")
     docs = deploy.render(the_plan, SETTINGS, controller_for(the_plan))
     assert [d["kind"] for d in docs] == ["Job", "Job"]
     volumes = docs[1]["spec"]["template"]["spec"]["volumes"]

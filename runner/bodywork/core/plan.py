@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 
 from bodywork.core import names
 from bodywork.core.config import ProjectConfig, StageConfig
+from bodywork_bootstrap import envnames
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +46,10 @@ class StageSpec:
     def env(self) -> dict[str, str]:
         """The BODYWORK_* variables every stage sees (artifacts dir is per executor)."""
         return {
-            "BODYWORK_PROJECT": self.project,
-            "BODYWORK_STAGE": self.name,
-            "BODYWORK_RUN_ID": self.run_id,
-            "BODYWORK_GIT_COMMIT": self.source.commit,
+            envnames.PROJECT: self.project,
+            envnames.STAGE: self.name,
+            envnames.RUN_ID: self.run_id,
+            envnames.GIT_COMMIT: self.source.commit,
             **dict(self.extra_env),
         }
 
@@ -115,5 +116,5 @@ def on_failure_stage(plan: Plan, failed_stage: str, reason: str) -> StageSpec | 
         return None
     return replace(
         plan.on_failure,
-        extra_env=(("BODYWORK_FAILED_STAGE", failed_stage), ("BODYWORK_FAILURE_REASON", reason)),
+        extra_env=((envnames.FAILED_STAGE, failed_stage), (envnames.FAILURE_REASON, reason)),
     )

@@ -1,0 +1,331 @@
+"""The stage side: `RunSettings` and the bodies a run submits for its stages.
+
+A batch stage is a Job; a service stage is a Deployment, a Service and, when asked, an
+Ingress; the project's artifacts PVC is created unless one is named. Also the Git
+credential env and SSH volume shared with the controller's pod. Names and labels come from
+`conventions`. Pure: no client, no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from bodywork.core import names
+from bodywork.core.objects import conventions as conv
+from bodywork.core.plan import Plan, StageSpec
+
+Manifest = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """Operator knobs for a cluster run (flags and env, read in cli.py)."""
+
+    namespace: str
+    image: str  # the controller's image; stage pods use it unless DOCKER_IMAGE is set
+    image_pull_policy: str = conv.DEFAULT_PULL_POLICY
+    artifacts_pvc: str | None = None  # an existing claim to use; None = create one
+    artifacts_size: str = conv.DEFAULT_ARTIFACTS_SIZE
+    artifacts_storage_class: str | None = None  # None = the cluster's default class
+    ingress_class: str = conv.DEFAULT_INGRESS_CLASS
+    job_ttl_seconds: int = conv.JOB_TTL_SECONDS
+    git_ssh_secret: str | None = None  # Secret with ssh-privatekey + known_hosts, mounted
+    git_token_secret: str | None = None  # Secret with key `token` for HTTPS, as env
+
+
+def git_auth_env(ssh_secret: str | None, token_secret: str | None) -> list[Manifest]:
+    """Env entries that point the bootstrapper (or controller) at the Git credentials."""
+    env: list[Manifest] = []
+    if ssh_secret:  # the value is a path, not a secret
+        env.append({"name": conv.GIT_SSH_DIR_ENV, "value": conv.GIT_SSH_MOUNT})
+    if token_secret:
+        env.append(
+            {
+                "name": conv.GIT_TOKEN_ENV,
+                "valueFrom": {"secretKeyRef": {"name": token_secret, "key": conv.GIT_TOKEN_KEY}},
+            }
+        )
+    return env
+
+
+def git_ssh_mount() -> Manifest:
+    return {"name": conv.GIT_SSH_VOLUME, "mountPath": conv.GIT_SSH_MOUNT, "readOnly": True}
+
+
+def git_ssh_volume(secret: str) -> Manifest:
+    return {
+        "name": conv.GIT_SSH_VOLUME,
+        "secret": {"secretName": secret, "defaultMode": conv.GIT_SSH_MODE},
+    }
+
+
+def labels(stage: StageSpec, with_run: bool = True) -> dict[str, str]:
+    found = {
+        **conv.MANAGED_BY,
+        conv.PROJECT_LABEL: stage.project,
+        conv.STAGE_LABEL: names.k8s_name(stage.name),
+        conv.ROLE_LABEL: conv.STAGE_ROLE,
+    }
+    if with_run:
+        found[conv.RUN_LABEL] = stage.run_id
+        found[conv.COMMIT_LABEL] = stage.source.commit
+    return found
+
+
+def selector(stage: StageSpec) -> dict[str, str]:
+    """Qualified by project, so two projects with a same-named stage never share pods."""
+    return {conv.PROJECT_LABEL: stage.project, conv.STAGE_LABEL: names.k8s_name(stage.name)}
+
+
+def job_name(stage: StageSpec) -> str:
+    return names.object_name(stage.project, stage.name, stage.run_id)
+
+
+def artifacts_claim_name(project: str, settings: RunSettings) -> str:
+    return settings.artifacts_pvc or names.object_name(project, "artifacts")
+
+
+def _metadata(
+    name: str, stage: StageSpec, settings: RunSettings, with_run: bool = True
+) -> Manifest:
+    return {"name": name, "namespace": settings.namespace, "labels": labels(stage, with_run)}
+
+
+def locked_down() -> Manifest:
+    """A container's securityContext: no privilege escalation, no capabilities, read-only /."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def stage_image(plan_image: str | None, settings: RunSettings) -> str:
+    return plan_image or settings.image
+
+
+def cpu_quantity(cores: float) -> str:
+    """Cores as Kubernetes writes them back (0.1 → '100m', 2 → '2'), so render == live."""
+    millis = max(1, round(cores * 1000))  # below 1m Kubernetes cannot express it
+    return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
+
+
+def _resources(stage: StageSpec) -> Manifest:
+    config = stage.config
+    requests = {"cpu": cpu_quantity(config.cpu_request), "memory": f"{config.memory_request_mb}Mi"}
+    resources: Manifest = {"requests": requests}
+    limits = {}
+    if config.cpu_limit is not None:
+        limits["cpu"] = cpu_quantity(config.cpu_limit)
+    if config.memory_limit_mb is not None:
+        limits["memory"] = f"{config.memory_limit_mb}Mi"
+    if limits:
+        resources["limits"] = limits
+    return resources
+
+
+def _container(stage: StageSpec, image: str, settings: RunSettings) -> Manifest:
+    config, source = stage.config, stage.source
+    args = [
+        "stage",
+        "--repo", source.repo_url,
+        "--commit", source.commit,
+        "--stage", stage.name,
+        "--script", config.executable_script,
+        "--project", stage.project,
+        "--run-id", stage.run_id,
+        "--project-dir", source.project_dir,
+        "--workdir", conv.WORK_MOUNT,
+        "--venv-root", conv.VENV_ROOT,
+        "--cache-dir", conv.UV_CACHE_DIR,
+        "--artifacts-dir", conv.ARTIFACTS_DIR,
+        "--termination-log", conv.TERMINATION_LOG,
+    ]  # fmt: skip
+    env: list[Manifest] = [{"name": k, "value": v} for k, v in stage.env().items()]
+    env += [
+        {"name": conv.ARTIFACTS_DIR_ENV, "value": conv.ARTIFACTS_DIR},
+        {"name": conv.HOME_ENV, "value": conv.TMP_MOUNT},
+        {"name": conv.PYTHONUNBUFFERED_ENV, "value": "1"},
+    ]
+    # A secret's value reaches only the stage's environment; the controller never reads it.
+    env += [
+        {"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": var}}}
+        for var, secret in config.secrets
+    ]
+    env += git_auth_env(settings.git_ssh_secret, settings.git_token_secret)
+    container: Manifest = {
+        "name": conv.STAGE_CONTAINER,
+        "image": image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "args": args,
+        "env": env,
+        "resources": _resources(stage),
+        "terminationMessagePath": conv.TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": locked_down(),
+        "volumeMounts": [
+            {"name": conv.DATA_VOLUME, "mountPath": conv.DATA_MOUNT},
+            {"name": conv.WORK_VOLUME, "mountPath": conv.WORK_MOUNT},
+            {"name": conv.TMP_VOLUME, "mountPath": conv.TMP_MOUNT},
+        ],
+    }
+    if settings.git_ssh_secret:
+        container["volumeMounts"].append(git_ssh_mount())
+    return container
+
+
+def _pod_spec(stage: StageSpec, image: str, settings: RunSettings) -> Manifest:
+    claim = {"claimName": artifacts_claim_name(stage.project, settings)}
+    pod: Manifest = {
+        "serviceAccountName": conv.STAGE_SERVICE_ACCOUNT,
+        "automountServiceAccountToken": False,  # stage code gets no Kubernetes API rights
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": conv.STAGE_UID,
+            "runAsGroup": conv.STAGE_UID,
+            "fsGroup": conv.STAGE_UID,  # makes the PVC writable for the non-root user
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [_container(stage, image, settings)],
+        "volumes": [
+            {"name": conv.DATA_VOLUME, "persistentVolumeClaim": claim},
+            {"name": conv.WORK_VOLUME, "emptyDir": {}},
+            {"name": conv.TMP_VOLUME, "emptyDir": {}},
+        ],
+    }
+    if settings.git_ssh_secret:
+        pod["volumes"].append(git_ssh_volume(settings.git_ssh_secret))
+    return pod
+
+
+def build_job(stage: StageSpec, image: str, settings: RunSettings) -> Manifest:
+    config = stage.config
+    pod = _pod_spec(stage, image, settings)
+    pod["restartPolicy"] = "Never"  # retries are new pods, counted by backoffLimit
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _metadata(job_name(stage), stage, settings),
+        "spec": {
+            "backoffLimit": config.retries,
+            "activeDeadlineSeconds": config.max_completion_time_seconds,
+            "ttlSecondsAfterFinished": settings.job_ttl_seconds,
+            "template": {"metadata": {"labels": labels(stage)}, "spec": pod},
+        },
+    }
+
+
+def build_deployment(stage: StageSpec, image: str, settings: RunSettings) -> Manifest:
+    config = stage.config
+    assert config.port is not None
+    pod = _pod_spec(stage, image, settings)
+    probe = {"tcpSocket": {"port": config.port}}
+    container = pod["containers"][0]
+    container["ports"] = [{"name": conv.HTTP_PORT_NAME, "containerPort": config.port}]
+    # The startup probe covers fetching code and installing requirements, so liveness
+    # never kills a pod that is still installing; readiness gates traffic on PORT.
+    container["startupProbe"] = {
+        **probe,
+        "periodSeconds": conv.PROBE_PERIOD_SECONDS,
+        "failureThreshold": math.ceil(config.max_startup_time_seconds / conv.PROBE_PERIOD_SECONDS),
+    }
+    container["readinessProbe"] = {**probe, "periodSeconds": 5, "failureThreshold": 2}
+    container["livenessProbe"] = {**probe, "periodSeconds": 10, "failureThreshold": 3}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(stage.object_name, stage, settings),
+        "spec": {
+            "replicas": config.replicas,
+            "selector": {"matchLabels": selector(stage)},
+            "progressDeadlineSeconds": config.max_startup_time_seconds + conv.ROLLOUT_GRACE_SECONDS,
+            "revisionHistoryLimit": 5,
+            # Old pods keep serving until new ones are ready.
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+            },
+            "template": {"metadata": {"labels": labels(stage)}, "spec": pod},
+        },
+    }
+
+
+def build_service(stage: StageSpec, settings: RunSettings) -> Manifest:
+    port = stage.config.port
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(stage.object_name, stage, settings, with_run=False),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector(stage),
+            "ports": [
+                {"name": conv.HTTP_PORT_NAME, "port": port, "targetPort": port, "protocol": "TCP"}
+            ],
+        },
+    }
+
+
+def ingress_path(stage: StageSpec, settings: RunSettings) -> str:
+    return f"/{settings.namespace}/{stage.object_name}"
+
+
+def build_ingress(stage: StageSpec, settings: RunSettings) -> Manifest:
+    backend = {"service": {"name": stage.object_name, "port": {"number": stage.config.port}}}
+    path = {
+        "path": f"{ingress_path(stage, settings)}(/|$)(.*)",
+        "pathType": "ImplementationSpecific",
+        "backend": backend,
+    }
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {
+            **_metadata(stage.object_name, stage, settings, with_run=False),
+            "annotations": {conv.REWRITE_TARGET_ANNOTATION: "/$2"},
+        },
+        "spec": {
+            "ingressClassName": settings.ingress_class,
+            "rules": [{"http": {"paths": [path]}}],
+        },
+    }
+
+
+def build_artifacts_claim(project: str, settings: RunSettings) -> Manifest:
+    spec: Manifest = {
+        # ReadWriteOnce binds everywhere; all of a project's pods must then share a node
+        # (see docs/kubernetes.md). Name an RWX claim in ARTIFACTS_PVC for multi-node.
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": settings.artifacts_size}},
+    }
+    if settings.artifacts_storage_class:
+        spec["storageClassName"] = settings.artifacts_storage_class
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": artifacts_claim_name(project, settings),
+            "namespace": settings.namespace,
+            "labels": {**conv.MANAGED_BY, conv.PROJECT_LABEL: project},
+        },
+        "spec": spec,
+    }
+
+
+def build_stage_objects(plan: Plan, settings: RunSettings) -> list[Manifest]:
+    """Every object a run of `plan` submits, in order (used by render and its tests)."""
+    image = stage_image(plan.docker_image, settings)
+    found: list[Manifest] = []
+    if settings.artifacts_pvc is None:
+        found.append(build_artifacts_claim(plan.project, settings))
+    for stage in plan.stages:
+        if stage.config.is_service:
+            found.append(build_deployment(stage, image, settings))
+            found.append(build_service(stage, settings))
+            if stage.config.ingress:
+                found.append(build_ingress(stage, settings))
+        else:
+            found.append(build_job(stage, image, settings))
+    return found

@@ -1,0 +1,30 @@
+"""Names of the `BODYWORK_*` environment variables, declared once for both sides.
+
+The bootstrapper reads and sets them in a stage pod; `bodywork.core.objects` writes them
+into the pod and controller bodies. Stdlib-only (it imports nothing), so the bootstrapper
+stays light and `core` may import it.
+"""
+
+# What a stage's code is told about its run (set by the bootstrapper, the controller's plan).
+PROJECT = "BODYWORK_PROJECT"
+STAGE = "BODYWORK_STAGE"
+RUN_ID = "BODYWORK_RUN_ID"
+GIT_COMMIT = "BODYWORK_GIT_COMMIT"
+ARTIFACTS_DIR = "BODYWORK_ARTIFACTS_DIR"
+FAILED_STAGE = "BODYWORK_FAILED_STAGE"  # for the on-failure stage
+FAILURE_REASON = "BODYWORK_FAILURE_REASON"
+
+# Git credentials. The values are paths, except the token, which only travels in the env.
+GIT_SSH_DIR = "BODYWORK_GIT_SSH_DIR"  # a directory with `ssh-privatekey` and `known_hosts`
+GIT_SSH_KEY = "BODYWORK_GIT_SSH_KEY"  # a key file, overriding the directory's
+GIT_KNOWN_HOSTS = "BODYWORK_GIT_KNOWN_HOSTS"  # a known_hosts file, overriding the directory's
+GIT_TOKEN = "BODYWORK_GIT_TOKEN"
+
+# The controller's own: why it runs, which CronJob started it, where to report.
+TRIGGER = "BODYWORK_TRIGGER"
+CRONJOB = "BODYWORK_CRONJOB"
+WEBHOOK_URL = "BODYWORK_WEBHOOK_URL"
+
+# The CLI's own settings, read once in `bodywork.cli.settings`.
+HOME = "BODYWORK_HOME"  # caches, venvs and local artifacts (default ~/.bodywork)
+IMAGE = "BODYWORK_IMAGE"  # the controller image, when --image is not given
