@@ -118,22 +118,22 @@ class LocalExecutor:
         self._launch(handle)
         return handle
 
-    def wait(self, handle: LocalHandle) -> StageResult:  # type: ignore[override]
+    def wait(self, handle: LocalHandle) -> StageResult:
         if handle.stage.config.is_service:
             return self._wait_until_ready(handle)
         return self._wait_for_batch(handle)
 
-    def stop(self, handle: LocalHandle) -> None:  # type: ignore[override]
+    def stop(self, handle: LocalHandle) -> None:
         handle.stop_requested.set()
         self._terminate(handle)
 
-    def check(self, handle: LocalHandle) -> str | None:  # type: ignore[override]
+    def check(self, handle: LocalHandle) -> str | None:
         process = handle.process
         if process is None or process.poll() is None:
             return None
         return _exit_reason(process.returncode, handle.tail)
 
-    def rollback(self, handles: Sequence[LocalHandle]) -> None:  # type: ignore[override]
+    def rollback(self, handles: Sequence[LocalHandle]) -> None:
         # Locally there is no previous revision to return to: a failed step's services stop.
         for handle in handles:
             self.stop(handle)

@@ -1,0 +1,108 @@
+"""Batch stages as Jobs: create one, wait for its outcome, delete it.
+
+A Job is done when it has a Complete or Failed *condition* (so its retries really run),
+never when one pod ends. Its pods are read from the executor's pod informer on every
+change: a pod that can never succeed (podstatus.fatal_pod_reason) fails the stage at once
+and the Job is deleted; the last container failure names the reason of a Failed Job, and
+a DeadlineExceeded Job is TIMED_OUT. Logs are followed as pods start (logs.follow).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import structlog
+
+from bodywork.core import objects
+from bodywork.core.errors import ClusterError
+from bodywork.core.plan import StageSpec
+from bodywork.core.results import FAILED, STOPPED, SUCCEEDED, TIMED_OUT, StageResult
+from bodywork.engine.executors.kubernetes import logs
+from bodywork.engine.executors.kubernetes.handle import (
+    WAIT_GRACE_SECONDS,
+    WAKE_SECONDS,
+    KubeHandle,
+    stage_result,
+)
+from bodywork.k8s import kube, podstatus
+
+if TYPE_CHECKING:
+    from bodywork.engine.executors.kubernetes.executor import KubernetesExecutor
+
+log = structlog.get_logger("bodywork.kubernetes")
+
+
+def start(ex: KubernetesExecutor, stage: StageSpec) -> KubeHandle:
+    body = objects.build_job(stage, ex.image, ex.settings)
+    handle = KubeHandle(stage, body["metadata"]["name"])
+    # An existing Job of this name is this run's own create, retried after its answer was
+    # lost (the name carries the run id).
+    kube.create(
+        f"create job {handle.name}",
+        ex.namespace,
+        ex.batch.create_namespaced_job,
+        ex.namespace,
+        body,
+    )
+    return handle
+
+
+def wait(ex: KubernetesExecutor, handle: KubeHandle) -> StageResult:
+    config = handle.stage.config
+    deadline = handle.started + config.max_completion_time_seconds + WAIT_GRACE_SECONDS
+    seen = ex.changes.version
+    while True:
+        pods = ex.stage_pods(handle)
+        logs.follow(ex, handle, pods)
+        attempts = max(1, len(pods))
+        if handle.stop_requested.is_set():
+            return stage_result(handle, STOPPED, attempts, "stopped")
+        for pod in pods:
+            if (failure := podstatus.failed_container_reason(pod)) is not None:
+                handle.last_failure = failure
+        fatal = next(
+            (r for r in (podstatus.fatal_pod_reason(p, crash_is_fatal=False) for p in pods) if r),
+            None,
+        )
+        if fatal:
+            logs.report_events(ex, handle, pods)
+            delete(ex, handle)
+            return stage_result(handle, FAILED, attempts, fatal)
+        job = ex.jobs.get(handle.name)
+        if job is not None:
+            if podstatus.condition_true(job, "Complete") is not None:
+                return stage_result(handle, SUCCEEDED, attempts)
+            if (c := podstatus.condition_true(job, "Failed")) is not None:
+                logs.report_events(ex, handle, pods)
+                if c.reason == "DeadlineExceeded":
+                    return stage_result(
+                        handle,
+                        TIMED_OUT,
+                        attempts,
+                        f"timed out after {config.max_completion_time_seconds}s "
+                        "(MAX_COMPLETION_TIME_SECONDS, all attempts)",
+                    )
+                reason = handle.last_failure or c.message or c.reason or "failed"
+                return stage_result(handle, FAILED, attempts, reason)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            delete(ex, handle)
+            return stage_result(
+                handle, TIMED_OUT, attempts, "the Job reported no result before its deadline"
+            )
+        seen = ex.changes.wait(seen, min(remaining, WAKE_SECONDS))
+
+
+def delete(ex: KubernetesExecutor, handle: KubeHandle) -> None:
+    """Delete the stage's Job and, in the background, its pods; a failure is logged."""
+    try:
+        kube.delete(
+            f"delete job {handle.name}",
+            ex.namespace,
+            ex.batch.delete_namespaced_job,
+            handle.name,
+            propagation_policy="Background",
+        )
+    except ClusterError as exc:
+        log.warning("job_not_deleted", job=handle.name, error=str(exc))

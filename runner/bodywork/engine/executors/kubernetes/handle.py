@@ -1,0 +1,60 @@
+"""The Kubernetes executor's per-stage state and the timings every part shares.
+
+A `KubeHandle` is what `start` hands back and `wait`/`stop`/`check`/`rollback` take: the
+stage, its object name, its log tail and log followers, and for a service what a rollback
+needs (the previous pod template and replica count, whether the Service is new).
+`stage_result` turns a handle into the StageResult the engine records.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from bodywork.core.plan import StageSpec
+from bodywork.core.results import StageResult
+
+LOG_TAIL_LINES = 500  # kept for the failure report and the run record (size-capped there)
+WAIT_GRACE_SECONDS = 60  # beyond a stage's own deadline before the controller gives up
+INFORMER_SYNC_SECONDS = 30
+CLAIM_BIND_SECONDS = 120  # dynamic provisioning takes seconds; two minutes means it won't
+WAKE_SECONDS = 5.0  # re-check deadlines at least this often while waiting for events
+FOLLOWER_DRAIN_SECONDS = 5.0  # for a finished pod's last log lines
+
+
+@dataclass
+class KubeHandle:
+    stage: StageSpec
+    name: str
+    started: float = field(default_factory=time.monotonic)
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_TAIL_LINES))
+    followed: set[str] = field(default_factory=set)  # pods whose logs we stream
+    followers: list[threading.Thread] = field(default_factory=list)
+    stop_requested: threading.Event = field(default_factory=threading.Event)
+    previous_template: dict[str, Any] | None = None  # for rollback; None = new deployment
+    previous_replicas: int | None = None
+    created_service: bool = False
+    rolled_back: bool = False
+    last_failure: str = ""
+
+
+def stage_result(
+    handle: KubeHandle,
+    status: str,
+    attempts: int,
+    reason: str = "",
+    url: str | None = None,
+) -> StageResult:
+    return StageResult(
+        stage=handle.stage.name,
+        stage_type=handle.stage.config.stage_type,
+        status=status,
+        attempts=attempts,
+        seconds=time.monotonic() - handle.started,
+        reason=reason,
+        url=url,
+        log_tail=list(handle.tail),
+    )

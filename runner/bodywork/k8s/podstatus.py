@@ -1,0 +1,104 @@
+"""Reading what the API says about pods, Jobs and Deployments: pure functions, no calls.
+
+Owns the classification of a pod's status into a named failure reason (Unschedulable,
+image pull, missing secret or config, OOMKilled, bootstrap failure, crash), the lookup of
+an object's condition by type, and the rollout state of a Deployment at one run's
+template. Inputs are the client's model objects (V1Pod, V1Job, V1Deployment) as informers
+and calls return them; nothing here talks to the cluster, so it is tested on captured
+objects (tests/unit/fixtures/k8s).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bodywork.core import objects
+from bodywork_bootstrap import BOOTSTRAP_EXIT_CODES
+
+IMAGE_ERRORS = frozenset(
+    {"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName"}
+)
+CONFIG_ERRORS = frozenset({"CreateContainerConfigError", "CreateContainerError"})
+
+
+def terminated_reason(state: Any, limit: str | None) -> str:
+    """Why a container ended (a V1ContainerStateTerminated), given its memory limit."""
+    if state.reason == "OOMKilled":
+        return f"OOMKilled (memory limit {limit or 'none set: the node ran out'})"
+    if state.exit_code in BOOTSTRAP_EXIT_CODES:
+        return (
+            f"bootstrap failed: {(state.message or BOOTSTRAP_EXIT_CODES[state.exit_code]).strip()}"
+        )
+    message = (state.message or "").strip().splitlines()
+    return f"exited with code {state.exit_code}" + (f": {message[-1]}" if message else "")
+
+
+def memory_limit(pod: Any) -> str | None:
+    """The memory limit of the pod's (first, the stage's) container, if any."""
+    limits = pod.spec.containers[0].resources.limits or {}
+    limit: str | None = limits.get("memory")
+    return limit
+
+
+def failed_container_reason(pod: Any) -> str | None:
+    """The reason of the first container that terminated with a non-zero code, if any."""
+    for status in pod.status.container_statuses or []:
+        terminated = status.state.terminated
+        if terminated and terminated.exit_code != 0:
+            return terminated_reason(terminated, memory_limit(pod))
+    return None
+
+
+def fatal_pod_reason(pod: Any, crash_is_fatal: bool) -> str | None:
+    """Why this pod can never succeed, or None while it still might."""
+    for cond in pod.status.conditions or []:
+        if (
+            cond.type == "PodScheduled"
+            and cond.status == "False"
+            and cond.reason == "Unschedulable"
+            # a claim that is still binding is a wait, not a failure
+            and "unbound" not in (cond.message or "")
+        ):
+            return f"unschedulable: {cond.message}"
+    for status in pod.status.container_statuses or []:
+        waiting = status.state.waiting
+        if waiting and waiting.reason in IMAGE_ERRORS:
+            return f"image '{status.image}' cannot be pulled ({waiting.reason}): {waiting.message}"
+        if waiting and waiting.reason in CONFIG_ERRORS:
+            return f"container cannot start ({waiting.reason}): {waiting.message}"
+        if crash_is_fatal:
+            crashed = status.state.terminated or status.last_state.terminated
+            if crashed is not None:
+                return terminated_reason(crashed, memory_limit(pod))
+    return None
+
+
+def condition(obj: Any, kind: str) -> Any:
+    """The status condition of type `kind` (Complete, Failed, Progressing...), or None."""
+    for cond in obj.status.conditions or []:
+        if cond.type == kind:
+            return cond
+    return None
+
+
+def condition_true(obj: Any, kind: str) -> Any:
+    """The condition of type `kind` if its status is "True", else None."""
+    cond = condition(obj, kind)
+    return cond if cond is not None and cond.status == "True" else None
+
+
+def rollout_state(deployment: Any, run_id: str) -> tuple[bool, str | None]:
+    """(available, failure) for a Deployment (or None) at the template of run `run_id`."""
+    if deployment is None or (deployment.metadata.labels or {}).get(objects.RUN_LABEL) != run_id:
+        return False, None
+    status, wanted = deployment.status, deployment.spec.replicas
+    progressing = condition(deployment, "Progressing")
+    if progressing is not None and progressing.reason == "ProgressDeadlineExceeded":
+        return False, f"rollout made no progress: {progressing.message}"
+    available = (
+        (status.observed_generation or 0) >= deployment.metadata.generation
+        and (status.updated_replicas or 0) == wanted
+        and (status.available_replicas or 0) >= wanted
+        and (status.replicas or 0) == wanted  # no old pods left over
+    )
+    return available, None
