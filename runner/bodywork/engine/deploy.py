@@ -48,11 +48,17 @@ def render(
                     settings.namespace,
                     settings.image,
                     cronjob_api_version,
+                    pull_policy=settings.image_pull_policy,
                 )
             )
         else:
             docs.append(
-                objects.build_controller_job(controller, settings.namespace, settings.image)
+                objects.build_controller_job(
+                    controller,
+                    settings.namespace,
+                    settings.image,
+                    pull_policy=settings.image_pull_policy,
+                )
             )
     settings = replace(settings, artifacts_pvc=plan.artifacts_pvc or settings.artifacts_pvc)
     docs += objects.build_stage_objects(plan, settings)
@@ -109,8 +115,9 @@ def apply_object(api: client.ApiClient, body: dict[str, Any]) -> Change:
         create = getattr(target, f"create{'_namespaced' if namespace else ''}_{snake}")
         kube.call(f"create {kind.lower()} {name}", namespace or "", create, *scoped, body)
         return Change(kind, name, "created")
-    existing = api.sanitize_for_serialization(current)
-    wanted = api.sanitize_for_serialization(body)
+    # The client's serialiser is unannotated; both sides come back as plain JSON dicts.
+    existing = api.sanitize_for_serialization(current)  # type: ignore[no-untyped-call]
+    wanted = api.sanitize_for_serialization(body)  # type: ignore[no-untyped-call]
     if all(existing.get(f) == wanted.get(f) for f in _COMPARED[kind]):
         return Change(kind, name, "unchanged")
     body = {
@@ -155,6 +162,7 @@ def missing_permissions(
         answer = kube.call(
             "check access", namespace, authz.create_self_subject_access_review, review
         )
+        assert answer.status is not None, "the API server answers every review"
         if not answer.status.allowed:
             full = f"{resource}.{group}" if group else resource
             missing.append(f"{verb} {full} (kubectl auth can-i {verb} {full} -n {namespace})")
@@ -167,13 +175,14 @@ def deploy(
     namespace: str,
     run: objects.ControllerRun,
     image: str,
-    pull_policy: str = "IfNotPresent",
+    pull_policy: str = objects.DEFAULT_PULL_POLICY,
 ) -> str:
     """Create the controller Job for `run`; return its name."""
     body = objects.build_controller_job(run, namespace, image, pull_policy)
     created = kube.call(
         "create job", namespace, client.BatchV1Api(api).create_namespaced_job, namespace, body
     )
+    assert created.metadata is not None and created.metadata.name is not None
     return created.metadata.name
 
 
@@ -239,7 +248,9 @@ def follow(api: client.ApiClient, namespace: str, job: str, printer: Printer) ->
         printer(line)
     for _ in range(60):  # the log ended; the exit code lands in the pod status shortly after
         pod = kube.call(f"get pod {name}", namespace, core.read_namespaced_pod, name, namespace)
+        assert pod.status is not None, "a pod read from the API server has a status"
         for status in pod.status.container_statuses or []:
+            assert status.state is not None, "and each of its containers a state"
             if status.state.terminated is not None:
                 return status.state.terminated.exit_code
         time.sleep(0.5)

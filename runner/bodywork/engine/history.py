@@ -7,13 +7,12 @@ that is still being written).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from typing import Any
 
-import yaml
 from kubernetes import client
 
 from bodywork.core import names, objects, records
@@ -21,24 +20,6 @@ from bodywork.core.errors import ClusterError, UsageError
 from bodywork.k8s import kube, recordstore, streams
 
 Printer = Callable[[str], None]
-
-
-def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
-    """Fixed-width text table: columns are (header, key)."""
-    cells = [[h for h, _ in columns]]
-    cells += [["" if r.get(k) is None else str(r.get(k)) for _, k in columns] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
-    )
-
-
-def render_output(data: Any, output: str, as_table: Callable[[Any], str]) -> str:
-    if output == "json":
-        return json.dumps(data, indent=2, default=str)
-    if output == "yaml":
-        return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
-    return as_table(data)
 
 
 def _duration(run: dict[str, Any]) -> str:
@@ -80,6 +61,7 @@ def describe_run(api: client.ApiClient, namespace: str, run: dict[str, Any]) -> 
                 namespace,
             )
             if deployment is not None:
+                assert deployment.status is not None, "the API server sets a status"
                 row["ready"] = f"{deployment.status.ready_replicas or 0}/{deployment.spec.replicas}"
             else:
                 row["ready"] = "gone"
@@ -87,18 +69,6 @@ def describe_run(api: client.ApiClient, namespace: str, run: dict[str, Any]) -> 
     described = {k: v for k, v in run.items() if k != "logs"}
     described["stages"] = stages
     return described
-
-
-def format_run(described: dict[str, Any]) -> str:
-    head = (
-        f"run {described.get('run_id')} of {described.get('project')}: "
-        f"{described.get('status')} ({described.get('trigger')}, commit "
-        f"{described.get('commit')}, started {described.get('started_at')}, "
-        f"{_duration(described)})"
-    )
-    if described.get("resumed_from"):
-        head += f"\nresumed from run {described['resumed_from']}"
-    return head + "\n" + table(described["stages"], STAGE_COLUMNS)
 
 
 def get_run(core: Any, namespace: str, run_id: str) -> dict[str, Any]:
@@ -236,7 +206,7 @@ def cleanup(
     selector = "app.kubernetes.io/managed-by=bodywork"
     if project:
         selector += f",{objects.PROJECT_LABEL}={project}"
-    doomed: list[tuple[str, str, Callable[[], Any]]] = []
+    doomed: list[tuple[str, str, Callable[[], bool]]] = []
 
     for run in recordstore.list_records(core, namespace, project):
         if (
@@ -248,8 +218,12 @@ def cleanup(
                 (
                     "run record",
                     name,
-                    lambda n=name: kube.delete(
-                        f"delete configmap {n}", namespace, core.delete_namespaced_config_map, n
+                    partial(
+                        kube.delete,
+                        f"delete configmap {name}",
+                        namespace,
+                        core.delete_namespaced_config_map,
+                        name,
                     ),
                 )
             )
@@ -257,6 +231,7 @@ def cleanup(
         "list jobs", namespace, batch.list_namespaced_job, namespace, label_selector=selector
     ).items
     for job in jobs:
+        assert job.status is not None, "the API server sets a status"
         finished = job.status.completion_time or next(
             (
                 c.last_transition_time
@@ -266,26 +241,31 @@ def cleanup(
             None,
         )
         if finished is not None and _age(finished, now) > limit:
-            name = job.metadata.name
+            assert job.metadata is not None and job.metadata.name is not None, "listed: named"
+            job_name = job.metadata.name
             doomed.append(
                 (
                     "job",
-                    name,
-                    lambda n=name: kube.delete(
-                        f"delete job {n}",
+                    job_name,
+                    partial(
+                        kube.delete,
+                        f"delete job {job_name}",
                         namespace,
                         batch.delete_namespaced_job,
-                        n,
+                        job_name,
                         propagation_policy="Background",
                     ),
                 )
             )
     if services:
-        for kind, lister, deleter in (
+        # Three different object kinds: only their names are used, so the client's calls
+        # are Any here.
+        kinds: tuple[tuple[str, Callable[..., Any], Callable[..., Any]], ...] = (
             ("ingress", net.list_namespaced_ingress, net.delete_namespaced_ingress),
             ("service", core.list_namespaced_service, core.delete_namespaced_service),
             ("deployment", apps.list_namespaced_deployment, apps.delete_namespaced_deployment),
-        ):
+        )
+        for kind, lister, deleter in kinds:
             for item in kube.call(
                 f"list {kind}s", namespace, lister, namespace, label_selector=selector
             ).items:
@@ -294,9 +274,7 @@ def cleanup(
                     (
                         kind,
                         name,
-                        lambda n=name, d=deleter, k=kind: kube.delete(
-                            f"delete {k} {n}", namespace, d, n
-                        ),
+                        partial(kube.delete, f"delete {kind} {name}", namespace, deleter, name),
                     )
                 )
     verb = "would delete" if dry_run else "deleted"

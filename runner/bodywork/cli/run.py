@@ -1,0 +1,249 @@
+"""Commands that run a workflow, or check one: run, workflow, validate, stage.
+
+`run` runs every stage on this machine; `workflow` is the controller (what the controller
+Job runs, or a laptop with a kubeconfig); `validate` checks a project's configuration;
+`stage` runs one stage (what every stage pod runs) and is dispatched by `main` before
+argparse, so a stage pod starts without the heavy imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bodywork.cli import output, settings
+from bodywork.core.errors import BodyworkError, StageFailed
+from bodywork_bootstrap import envnames
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from kubernetes import client
+
+    from bodywork.cli.settings import SubParsers
+    from bodywork.core import config, results
+
+EXIT_INTERRUPTED = 130  # the shell convention for "ended by Ctrl-C"
+
+
+def raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def report(outcome: results.RunOutcome) -> None:
+    """Print the run summary; on failure, the failed stage's last lines, then raise."""
+    from bodywork.core import results
+
+    print(results.format_summary(outcome), flush=True)
+    failed = outcome.failed_result
+    if failed is None:
+        return
+    if failed.log_tail:
+        print(f"--- last lines of {failed.stage} ---", file=sys.stderr)
+        print("\n".join(failed.log_tail[-20:]), file=sys.stderr, flush=True)
+    raise StageFailed(f"stage '{failed.stage}' {failed.status}: {failed.reason}", outcome.results)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bodywork.engine import controller, workflow
+    from bodywork.engine.executors.local import LocalExecutor
+
+    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)  # `kill` cleans up like Ctrl-C
+    the_plan = settings.load_plan(args)
+    # Stages fetch the same URL, so they get the same credentials (as paths and env).
+    stage_env = settings.git_auth_env(args) or os.environ
+    home = settings.default_home(dict(os.environ))
+    executor = LocalExecutor(output.stage_printer(the_plan), home, stage_env)
+    try:
+        outcome = workflow.run_workflow(the_plan, executor)
+        controller.send_webhook(the_plan, outcome)
+        report(outcome)
+        services = executor.running_services()
+        if not services:
+            return 0
+        for handle in services:
+            print(f"service {handle.stage.name} is ready at {handle.url}", flush=True)
+        print("services keep running; press Ctrl-C to stop them", flush=True)
+        crashed = executor.wait_for_service_exit()
+        if crashed is not None:
+            code = crashed.process.returncode if crashed.process else "?"
+            raise StageFailed(f"service '{crashed.stage.name}' exited with code {code}")
+        return 0
+    except KeyboardInterrupt:
+        print("stopping: ending every stage process", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+    finally:
+        executor.close()
+
+
+def own_image(api: client.ApiClient, namespace: str) -> str | None:
+    """In a controller pod, the image it runs (so kustomize image overrides just work)."""
+    from kubernetes import client
+
+    from bodywork.k8s import kube
+
+    pod_name = os.environ.get("POD_NAME")
+    if not pod_name:
+        return None
+    pod = kube.call(
+        f"get pod {pod_name}",
+        namespace,
+        client.CoreV1Api(api).read_namespaced_pod,
+        pod_name,
+        namespace,
+    )
+    assert pod.spec is not None, "a pod read from the API server has a spec"
+    image: str | None = pod.spec.containers[0].image
+    return image
+
+
+def cmd_workflow(args: argparse.Namespace) -> int:
+    """The controller: run a workflow in the cluster (in a controller Job or from a laptop)."""
+    from bodywork.core import objects, records
+    from bodywork.core.errors import UsageError
+    from bodywork.engine import controller
+    from bodywork.k8s import kube, recordstore
+
+    namespace = args.namespace or settings.default_namespace()
+    api = kube.api_client()
+    image = args.image or os.environ.get(envnames.IMAGE) or own_image(api, namespace)
+    if not image:
+        raise UsageError("no image for stage pods: pass --image or set BODYWORK_IMAGE")
+    skip_steps = 0
+    extra: dict[str, Any] = {
+        "controller_pod": os.environ.get("POD_NAME"),
+        "cronjob": os.environ.get(envnames.CRONJOB),
+    }
+    if args.resume:
+        record = recordstore.find_record(settings.core_api(api), namespace, args.resume)
+        if record is None:
+            raise UsageError(f"no run '{args.resume}' in namespace '{namespace}'")
+        status = record.get("status")
+        if status == records.SUCCEEDED:
+            raise UsageError(f"run {record['run_id']} succeeded: there is nothing to resume")
+        args.branch = record["commit"]  # the same commit, whatever the branch says now
+        if status == records.RUNNING:
+            # Its controller died (the lease below refuses if it is in fact alive):
+            # re-attach as the same run; existing Jobs are adopted, not duplicated.
+            args.run_id = record["run_id"]
+            skip_steps = records.succeeded_steps(record)
+            extra["reattached"] = True
+        else:
+            skip_steps = max(0, (record.get("failed_step") or 1) - 1)
+            extra["resumed_from"] = record["run_id"]
+    the_plan = settings.load_plan(args, run_id=args.run_id)
+    run_settings = objects.RunSettings(
+        namespace=namespace,
+        image=image,
+        image_pull_policy=args.image_pull_policy,
+        artifacts_size=args.artifacts_size,
+        artifacts_storage_class=args.artifacts_storage_class,
+        git_ssh_secret=args.git_ssh_secret,
+        git_token_secret=args.git_token_secret,
+    )
+    trigger = args.trigger or os.environ.get(envnames.TRIGGER) or "manual"
+    printer = output.stage_printer(the_plan)
+    outcome = controller.run_in_cluster(
+        api, run_settings, the_plan, printer, trigger, skip_steps, extra
+    )
+    report(outcome)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from bodywork.core import config
+    from bodywork.core.errors import ConfigError
+    from bodywork.engine import gitsource
+
+    def summarise(project: config.ProjectConfig) -> int:
+        for warning in project.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        stages = sum(len(step) for step in project.dag)
+        print(
+            f"{config.PROJECT_FILE} OK: project '{project.project_name}', "
+            f"{stages} stage(s) in {len(project.dag)} step(s)"
+        )
+        return 0
+
+    try:
+        if gitsource.is_url(args.source):
+            env = settings.git_auth_env(args)
+            source = gitsource.resolve(
+                args.source, args.branch, warn=lambda m: None, project_dir=args.project_dir, env=env
+            )
+            with tempfile.TemporaryDirectory(prefix="bodywork-validate-") as tmp:
+                root = gitsource.checkout(source, Path(tmp) / "src", env)
+                name = gitsource.project_fallback_name(source)
+                return summarise(config.load_project(root, name))
+        # A local path is validated as it is on disk, so mistakes show up before a commit.
+        root = Path(args.source) / args.project_dir
+        if not root.is_dir():
+            raise BodyworkError(f"{root} is not a directory")
+        return summarise(config.load_project(root, root.resolve().name))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            if problem.severity == "warning":
+                print(f"warning: {problem}", file=sys.stderr)
+        raise
+
+
+def cmd_stage(argv: list[str]) -> int:
+    from bodywork_bootstrap.stage import main as stage_main
+
+    return stage_main(argv)
+
+
+def register(commands: SubParsers) -> None:
+    run = commands.add_parser("run", help="run a workflow on this machine (no cluster needed)")
+    settings.add_source(run)
+    settings.add_logging(run)
+    run.set_defaults(handler=cmd_run)
+
+    flow = commands.add_parser(
+        "workflow", help="run a workflow in Kubernetes (what the controller Job runs)"
+    )
+    settings.add_source(flow)
+    settings.add_logging(flow)
+    flow.add_argument(
+        "--namespace",
+        "-n",
+        default=None,
+        help="default: the controller pod's namespace, else 'default'",
+    )
+    flow.add_argument(
+        "--image",
+        default=None,
+        help="image for stage pods without DOCKER_IMAGE (env BODYWORK_IMAGE)",
+    )
+    settings.add_pull_policy(flow)
+    flow.add_argument("--run-id", default=None, help=argparse.SUPPRESS)  # set by `deploy`
+    flow.add_argument("--trigger", default=None, help=argparse.SUPPRESS)  # manual | cron
+    flow.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN",
+        help="rerun a failed run from its failed step, at the same commit",
+    )
+    flow.add_argument("--artifacts-size", default="1Gi", help="size of a created artifacts PVC")
+    flow.add_argument(
+        "--artifacts-storage-class",
+        default=None,
+        help="class of a created artifacts PVC (default: the cluster default)",
+    )
+    settings.add_git_secrets(flow)
+    flow.set_defaults(handler=cmd_workflow)
+
+
+def register_checks(commands: SubParsers) -> None:
+    """validate and stage, listed after the cluster commands in --help."""
+    validate = commands.add_parser("validate", help="check a project's configuration")
+    settings.add_source(validate)
+    validate.set_defaults(handler=cmd_validate)
+
+    commands.add_parser("stage", help="run one stage (what every stage pod runs)", add_help=False)

@@ -1,0 +1,259 @@
+"""What every command derives from its parsed arguments, built in one place each.
+
+The plan (`load_plan`), the controller run a Job or CronJob is asked to do
+(`controller_run`, the one place a `ControllerRun` is assembled), the git credentials
+(`git_auth_env`), the default namespace and home, the log level, and the argparse option
+groups the command modules share. Heavy modules are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bodywork import __version__
+from bodywork.core.errors import UsageError
+from bodywork_bootstrap import envnames
+
+if TYPE_CHECKING:
+    from kubernetes import client
+
+    from bodywork.core import objects, plan
+
+    SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+DEFAULT_NAMESPACE = "bodywork"  # the namespace manifests/ installs
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+# ---------------------------------------------------------------------------- defaults
+def default_home(env: dict[str, str]) -> Path:
+    """Where local mode keeps artifacts, venvs and the uv cache between runs."""
+    if env.get(envnames.HOME):
+        return Path(env[envnames.HOME])
+    data = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "bodywork"
+
+
+def default_namespace() -> str:
+    """In a pod, its own namespace; elsewhere 'default'."""
+    from bodywork.k8s import kube
+
+    try:
+        return Path(kube.SERVICE_ACCOUNT_FILE).read_text().strip()
+    except OSError:
+        return "default"
+
+
+def controller_image(args: argparse.Namespace) -> str:
+    """The controller image: --image, else BODYWORK_IMAGE, else this version's."""
+    image: str | None = args.image or os.environ.get(envnames.IMAGE)
+    return image or f"bodywork:{__version__}"
+
+
+def configure_logging(args: argparse.Namespace, project_level: str | None = None) -> None:
+    """Set up logging (to stderr) from --log-level and --log-format; without --log-level,
+    LOG_LEVEL from bodywork.ini once the plan is read, else the command's `log_default`
+    (info for commands that report progress, warning for the rest)."""
+    from bodywork.cli import logsetup
+
+    chosen: str | None = getattr(args, "log_level", None)
+    default: str = getattr(args, "log_default", "warning")
+    level = chosen or project_level or default
+    json = getattr(args, "log_format", "console") == "json"
+    logsetup.configure_logging(level, json=json)
+
+
+# ---------------------------------------------------------------------------- cluster
+def api_client() -> client.ApiClient:
+    from bodywork.k8s import kube
+
+    return kube.api_client()
+
+
+def core_api(api: client.ApiClient) -> client.CoreV1Api:
+    from kubernetes import client
+
+    return client.CoreV1Api(api)
+
+
+def require_url(source: str, command: str) -> None:
+    """Commands the cluster carries out need a URL it can reach, not a local path."""
+    from bodywork.engine import gitsource
+
+    if not gitsource.is_url(source):
+        raise UsageError(
+            f"`bodywork {command}` needs a git URL the cluster can reach, not a local path "
+            f"('{source}'); push the project and pass its URL"
+        )
+
+
+# ---------------------------------------------------------------------------- the run
+def git_auth_env(
+    args: argparse.Namespace, environ: dict[str, str] | None = None
+) -> dict[str, str] | None:
+    """The environment for git with --ssh-key/--known-hosts/--git-token-env applied (paths
+    and the token travel only in this dict, never os.environ); None when none is given."""
+    from bodywork_bootstrap import gitfetch
+
+    environ = dict(os.environ if environ is None else environ)
+    key: str | None = getattr(args, "ssh_key", None)
+    known: str | None = getattr(args, "known_hosts", None)
+    token_var: str | None = getattr(args, "git_token_env", None)
+    extra: dict[str, str] = {}
+    if key or known:
+        if not (key and known):
+            raise UsageError(
+                "--ssh-key and --known-hosts go together: the server's host key is always "
+                "checked (get it with `ssh-keyscan HOST` and verify its fingerprint)"
+            )
+        for flag, path, var in (
+            ("--ssh-key", key, gitfetch.SSH_KEY_ENV),
+            ("--known-hosts", known, gitfetch.KNOWN_HOSTS_ENV),
+        ):
+            if not Path(path).is_file():
+                raise UsageError(f"{flag} {path}: no such file")
+            extra[var] = str(Path(path).resolve())
+    if token_var:
+        if not environ.get(token_var):
+            raise UsageError(f"--git-token-env {token_var}: that variable is not set or empty")
+        extra[gitfetch.TOKEN_ENV] = environ[token_var]
+    return {**environ, **extra} if extra else None
+
+
+def load_plan(args: argparse.Namespace, run_id: str | None = None) -> plan.Plan:
+    """Pin args.source at --branch to one commit, validate the project there, plan a run."""
+    from bodywork.core import config
+    from bodywork.engine import controller
+
+    def apply_log_level(project: config.ProjectConfig) -> None:
+        if getattr(args, "log_level", None) is None and project.log_level != "info":
+            configure_logging(args, project.log_level)  # LOG_LEVEL in bodywork.ini
+
+    return controller.load_plan(
+        args.source,
+        args.branch,
+        args.project_dir,
+        run_id=run_id,
+        on_project=apply_log_level,
+        git_env=git_auth_env(args),
+    )
+
+
+def controller_run(
+    args: argparse.Namespace, the_plan: plan.Plan, scheduled: bool = False
+) -> objects.ControllerRun:
+    """What a controller Job (deploy, bootstrap, render) or CronJob (cronjob create,
+    render --schedule) is asked to run. A Job runs exactly the commit just validated,
+    never a branch that may move; a schedule follows --branch (default HEAD)."""
+    from bodywork.core import objects
+    from bodywork.engine import gitsource
+
+    return objects.ControllerRun(
+        repo=args.source if gitsource.is_url(args.source) else the_plan.source.repo_url,
+        branch=args.branch if scheduled else the_plan.source.commit,
+        project_dir=the_plan.source.project_dir,
+        run_id=None if scheduled else the_plan.run_id,
+        resume=getattr(args, "resume", None),
+        webhook_secret=the_plan.webhook_url_secret,
+        git_ssh_secret=args.git_ssh_secret,
+        git_token_secret=args.git_token_secret,
+    )
+
+
+# ---------------------------------------------------------------------------- options
+def add_source(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "source", metavar="PATH_OR_URL", help="project path in a git repo, or a git URL"
+    )
+    sub.add_argument(
+        "--branch", "-b", default=None, help="branch, tag or full commit SHA (default: HEAD)"
+    )
+    sub.add_argument(
+        "--project-dir", default="", help="project root inside the repo, if not the repo root"
+    )
+    add_local_git_auth(sub)
+
+
+def add_logging(sub: argparse.ArgumentParser, default: str = "info") -> None:
+    """--log-format/--log-level; `default` is the level when neither flag nor bodywork.ini
+    sets one."""
+    sub.add_argument(
+        "--log-format",
+        choices=("auto", "console", "json"),
+        default="auto",
+        help="console (default) or json, one object per line",
+    )
+    sub.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default=None,
+        help="default: LOG_LEVEL from bodywork.ini, else info",
+    )
+    sub.set_defaults(log_default=default)
+
+
+def add_namespace(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    sub.add_argument(
+        "-n", "--namespace", default=DEFAULT_NAMESPACE, help=f"default: {DEFAULT_NAMESPACE}"
+    )
+    return sub
+
+
+def add_output(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")
+
+
+def add_pull_policy(sub: argparse.ArgumentParser) -> None:
+    from bodywork.core import objects
+
+    sub.add_argument(
+        "--image-pull-policy", default=objects.DEFAULT_PULL_POLICY, choices=objects.PULL_POLICIES
+    )
+
+
+def add_image(sub: argparse.ArgumentParser) -> None:
+    """The controller image and its pull policy."""
+    sub.add_argument(
+        "--image",
+        default=None,
+        help=f"controller image (env BODYWORK_IMAGE; default bodywork:{__version__})",
+    )
+    add_pull_policy(sub)
+
+
+def add_local_git_auth(sub: argparse.ArgumentParser) -> None:
+    """Credentials for reading a private repo from this machine (values never printed)."""
+    sub.add_argument(
+        "--ssh-key", default=None, metavar="FILE", help="SSH private key for the git URL"
+    )
+    sub.add_argument(
+        "--known-hosts",
+        default=None,
+        metavar="FILE",
+        help="known_hosts with the git server's key (required with --ssh-key; checked strictly)",
+    )
+    sub.add_argument(
+        "--git-token-env",
+        default=None,
+        metavar="VAR",
+        help="environment variable holding an HTTPS token (default: BODYWORK_GIT_TOKEN)",
+    )
+
+
+def add_git_secrets(sub: argparse.ArgumentParser) -> None:
+    """Secrets through which the controller and stage pods read a private repo."""
+    sub.add_argument(
+        "--git-ssh-secret",
+        default=None,
+        metavar="NAME",
+        help="Secret with keys ssh-privatekey and known_hosts, mounted read-only in every pod",
+    )
+    sub.add_argument(
+        "--git-token-secret",
+        default=None,
+        metavar="NAME",
+        help="Secret with key token, for HTTPS repos (sent as a header, never in the URL)",
+    )
