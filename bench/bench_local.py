@@ -133,7 +133,7 @@ def noop_project(stages: int) -> dict[str, str]:
 
 
 def load_plan(repo: Path) -> plan.Plan:
-    """What cli._load_plan does: pin HEAD, read the config at that commit, plan the run."""
+    """What cli.settings.load_plan does: pin HEAD, read the config at that commit, plan the run."""
     source = gitsource.resolve(str(repo), None, warn=lambda message: None)
     with tempfile.TemporaryDirectory(prefix="bench-config-") as tmp:
         root = gitsource.checkout(source, Path(tmp) / "src")

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from bodywork_bootstrap import envnames
 from bodywork_bootstrap.redaction import redact
 
 FETCH_ATTEMPTS = 3  # transient network errors are retried; anything else fails at once
@@ -43,10 +44,10 @@ _NO_SHA_FETCH = re.compile(
 )
 # Where credentials come from. The values of these variables are paths (or, for the token,
 # the secret itself, which only ever travels in the environment).
-SSH_DIR_ENV = "BODYWORK_GIT_SSH_DIR"  # holds SSH_KEY_FILE and KNOWN_HOSTS_FILE
-SSH_KEY_ENV = "BODYWORK_GIT_SSH_KEY"  # a key file, overriding the directory's
-KNOWN_HOSTS_ENV = "BODYWORK_GIT_KNOWN_HOSTS"  # a known_hosts file, overriding the directory's
-TOKEN_ENV = "BODYWORK_GIT_TOKEN"
+SSH_DIR_ENV = envnames.GIT_SSH_DIR  # holds SSH_KEY_FILE and KNOWN_HOSTS_FILE
+SSH_KEY_ENV = envnames.GIT_SSH_KEY  # a key file, overriding the directory's
+KNOWN_HOSTS_ENV = envnames.GIT_KNOWN_HOSTS  # a known_hosts file, overriding the directory's
+TOKEN_ENV = envnames.GIT_TOKEN
 SSH_KEY_FILE = "ssh-privatekey"  # the keys of a kubernetes.io/ssh-auth Secret
 KNOWN_HOSTS_FILE = "known_hosts"
 

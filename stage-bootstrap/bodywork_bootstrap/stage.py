@@ -16,7 +16,9 @@ from bodywork_bootstrap import (
     EXIT_FETCH_FAILED,
     EXIT_INSTALL_FAILED,
     EXIT_STAGE_INVALID,
+    envnames,
     gitfetch,
+    redaction,
     venv,
 )
 
@@ -47,13 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--commit", required=True, help="full commit SHA to run")
     parser.add_argument("--stage", required=True, help="stage directory name")
     parser.add_argument("--script", required=True, help="module inside the stage directory")
-    parser.add_argument("--project", default="", help="project name (BODYWORK_PROJECT)")
-    parser.add_argument("--run-id", default="", help="run id (BODYWORK_RUN_ID)")
+    parser.add_argument("--project", default="", help=f"project name ({envnames.PROJECT})")
+    parser.add_argument("--run-id", default="", help=f"run id ({envnames.RUN_ID})")
     parser.add_argument("--project-dir", default="", help="project root inside the repo")
     parser.add_argument("--workdir", default=None, help="where to check out (default: temp)")
     parser.add_argument("--venv-root", default=None, help="where venvs are kept")
     parser.add_argument("--cache-dir", default=None, help="uv cache shared by stages")
-    parser.add_argument("--artifacts-dir", default=None, help="BODYWORK_ARTIFACTS_DIR")
+    parser.add_argument("--artifacts-dir", default=None, help=envnames.ARTIFACTS_DIR)
     parser.add_argument("--termination-log", default=None, help="file for the failure reason")
     return parser
 
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bodywork-stage-"))
     checkout = workdir / "src"
-    _say(f"fetching {gitfetch.redact(args.repo)} at {args.commit[:12]}")
+    _say(f"fetching {redaction.redact(args.repo)} at {args.commit[:12]}")
     try:
         gitfetch.fetch_commit(args.repo, args.commit, checkout)
     except gitfetch.FetchError as exc:
@@ -120,18 +122,22 @@ def main(argv: list[str] | None = None) -> int:
     artifacts = Path(args.artifacts_dir or workdir / "artifacts")
     artifacts.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
-    env.pop(gitfetch.TOKEN_ENV, None)  # the Git token was for fetching, not for stage code
+    env.pop(envnames.GIT_TOKEN, None)  # the Git token was for fetching, not for stage code
     bin_dir = str(python.parent)
     env.update(
         PYTHONPATH=os.pathsep.join(filter(None, [str(project_root), env.get("PYTHONPATH")])),
         PYTHONUNBUFFERED="1",  # stage output must stream live, not arrive at exit
         VIRTUAL_ENV=str(python.parent.parent),
         PATH=os.pathsep.join(filter(None, [bin_dir, env.get("PATH")])),
-        BODYWORK_PROJECT=args.project,
-        BODYWORK_STAGE=args.stage,
-        BODYWORK_RUN_ID=args.run_id,
-        BODYWORK_GIT_COMMIT=args.commit,
-        BODYWORK_ARTIFACTS_DIR=str(artifacts),
+    )
+    env.update(
+        {
+            envnames.PROJECT: args.project,
+            envnames.STAGE: args.stage,
+            envnames.RUN_ID: args.run_id,
+            envnames.GIT_COMMIT: args.commit,
+            envnames.ARTIFACTS_DIR: str(artifacts),
+        }
     )
     _say(f"ready in {time.monotonic() - started:.2f}s; running {args.stage}/{args.script}")
     return run_child([str(python), "-u", str(script)], stage_dir, env)

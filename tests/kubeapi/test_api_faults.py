@@ -338,7 +338,7 @@ def run_jobs(namespace: str, run_id: str) -> list[str]:
 
 
 def load_plan(url: str) -> plan.Plan:
-    """What cli._load_plan does: pin the URL, check it out, read the project, plan it."""
+    """What cli.settings.load_plan does: pin the URL, check it out, read the project, plan it."""
     source = gitsource.resolve(url, None, warn=lambda message: None)
     with tempfile.TemporaryDirectory(prefix="bodywork-config-") as tmp:
         root = gitsource.checkout(source, Path(tmp) / "src")

@@ -18,7 +18,7 @@ from typing import IO
 
 import pytest
 
-from bodywork_bootstrap import EXIT_FETCH_FAILED, EXIT_INSTALL_FAILED, gitfetch
+from bodywork_bootstrap import EXIT_FETCH_FAILED, EXIT_INSTALL_FAILED, redaction
 from tests.conftest import commit_all, git, write_files
 from tests.local.projects import WHEEL_REQUIREMENT
 
@@ -318,6 +318,6 @@ def test_credentials_in_https_url_are_redacted(make_repo, tmp_path):
     assert "s3cr3t-t0ken" not in done.stdout
     assert "s3cr3t-t0ken" not in log.read_text()
     assert f"https://***@127.0.0.1:{server.server_port}/org/project.git" in done.stdout
-    assert gitfetch.redact(f"fatal: unable to access '{url}/'") == (
+    assert redaction.redact(f"fatal: unable to access '{url}/'") == (
         f"fatal: unable to access 'https://***@127.0.0.1:{server.server_port}/org/project.git/'"
     )

@@ -6,6 +6,7 @@ out; this builds the real wheel and compares its contents with the source tree.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -27,6 +28,13 @@ def source_modules() -> set[str]:
 
 def test_wheel_contains_every_module_and_subpackage(tmp_path: Path) -> None:
     """Every .py under runner/ and stage-bootstrap/ is in the wheel, at its import path."""
+    # Built from a clean copy: setuptools' build/ folder in a work tree can hold stale modules.
+    source = tmp_path / "src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    for root in ROOTS:
+        shutil.copytree(root, source / root.name, ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO_ROOT / name, source / name)
     done = subprocess.run(
         [
             sys.executable,
@@ -35,15 +43,15 @@ def test_wheel_contains_every_module_and_subpackage(tmp_path: Path) -> None:
             "--wheel",
             "--no-isolation",
             "--outdir",
-            str(tmp_path),
-            str(REPO_ROOT),
+            str(tmp_path / "dist"),
+            str(source),
         ],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    [wheel] = tmp_path.glob("bodywork-*.whl")
+    [wheel] = (tmp_path / "dist").glob("bodywork-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     in_wheel = {n for n in names if n.endswith(".py")}
     expected = source_modules()

@@ -116,7 +116,7 @@ def build_record(
 def parse_record(config_map: Any) -> dict[str, Any]:
     """run.json of a record ConfigMap, plus `logs`: stage → log tail."""
     data = config_map.data or {}
-    run = json.loads(data.get(RUN_KEY, "{}"))
+    run: dict[str, Any] = json.loads(data.get(RUN_KEY, "{}"))
     run["logs"] = {
         key.removeprefix(LOG_KEY_PREFIX): text
         for key, text in data.items()

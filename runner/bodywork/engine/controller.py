@@ -19,6 +19,7 @@ from bodywork.core import config, plan
 from bodywork.core.results import RunOutcome
 from bodywork.engine import gitsource, notify, workflow
 from bodywork.engine.executors.base import LogSink
+from bodywork_bootstrap.redaction import redact
 
 log = structlog.get_logger("bodywork")
 
@@ -43,7 +44,7 @@ def load_plan(
     )
     log.info(
         "source_pinned",
-        repo=gitsource.gitfetch.redact(source.repo_url),
+        repo=redact(source.repo_url),
         ref=source.ref,
         commit=source.commit,
     )

@@ -18,6 +18,7 @@ from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponen
 from bodywork.core.errors import GitSourceError
 from bodywork.core.plan import Source
 from bodywork_bootstrap import gitfetch
+from bodywork_bootstrap.redaction import redact
 
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 _SHORT_SHA = re.compile(r"^[0-9a-f]{7,39}$")
@@ -42,7 +43,7 @@ def _git_error_reason(exc: git.GitCommandError, url: str | None = None) -> str:
     lines = [ln.strip().strip("'") for ln in text.splitlines() if ln.strip()]
     fatal = [ln for ln in lines if "fatal:" in ln or "error:" in ln]
     line = (fatal or lines or ["git failed"])[-1]
-    return gitfetch.redact(line.split("fatal:", 1)[-1].strip())
+    return redact(line.split("fatal:", 1)[-1].strip())
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -60,7 +61,7 @@ def _ls_remote(url: str, *patterns: str, env: Mapping[str, str] | None = None) -
     with runner.custom_environment(
         **{k: v for k, v in gitfetch.git_env(env, url=url).items() if k.startswith("GIT_")}
     ):
-        return runner.ls_remote(url, *patterns)
+        return str(runner.ls_remote(url, *patterns))
 
 
 def resolve_remote(url: str, ref: str | None, env: Mapping[str, str] | None = None) -> Source:
@@ -76,11 +77,9 @@ def resolve_remote(url: str, ref: str | None, env: Mapping[str, str] | None = No
         # `ls-remote URL v1` omits the peeled `refs/tags/v1^{}` line: ask for it by name.
         listing = _ls_remote(url, wanted, f"{wanted}^{{}}", env=env)
     except git.GitCommandError as exc:
-        raise GitSourceError(
-            f"cannot read {gitfetch.redact(url)}: {_git_error_reason(exc, url)}"
-        ) from exc
+        raise GitSourceError(f"cannot read {redact(url)}: {_git_error_reason(exc, url)}") from exc
     except gitfetch.FetchError as exc:  # the SSH key or known_hosts is unusable
-        raise GitSourceError(f"cannot read {gitfetch.redact(url)}: {exc}") from exc
+        raise GitSourceError(f"cannot read {redact(url)}: {exc}") from exc
     refs: dict[str, str] = {}
     for line in listing.splitlines():
         sha, _, name = line.partition("\t")
@@ -94,10 +93,10 @@ def resolve_remote(url: str, ref: str | None, env: Mapping[str, str] | None = No
         if name in refs:
             return Source(repo_url=url, commit=refs[name], ref=wanted)
     if wanted == "HEAD":
-        raise GitSourceError(f"{gitfetch.redact(url)} has no default branch (HEAD): pass --branch")
+        raise GitSourceError(f"{redact(url)} has no default branch (HEAD): pass --branch")
     raise GitSourceError(
-        f"no branch or tag '{wanted}' in {gitfetch.redact(url)}: check the name with "
-        f"`git ls-remote {gitfetch.redact(url)}`"
+        f"no branch or tag '{wanted}' in {redact(url)}: check the name with "
+        f"`git ls-remote {redact(url)}`"
     )
 
 

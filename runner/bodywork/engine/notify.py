@@ -17,9 +17,10 @@ import structlog
 
 from bodywork.core.plan import Plan
 from bodywork.core.results import RunOutcome
+from bodywork_bootstrap import envnames
 
 log = structlog.get_logger("bodywork.engine.notify")
-WEBHOOK_ENV = "BODYWORK_WEBHOOK_URL"
+WEBHOOK_ENV = envnames.WEBHOOK_URL
 WEBHOOK_KEY = "WEBHOOK_URL"  # the key inside the user's Secret
 TIMEOUT_SECONDS = 10
 
@@ -49,8 +50,9 @@ def send(url: str, payload: dict[str, Any]) -> bool:
             method="POST",
         )
         with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
-            log.info("webhook_sent", status=response.status)
-            return 200 <= response.status < 300
+            status: int = response.status
+            log.info("webhook_sent", status=status)
+            return 200 <= status < 300
     except urllib.error.HTTPError as exc:
         log.warning("webhook_failed", status=exc.code)
     except (urllib.error.URLError, OSError, ValueError) as exc:

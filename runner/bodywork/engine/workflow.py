@@ -17,7 +17,7 @@ import structlog
 from bodywork.core.errors import BodyworkError
 from bodywork.core.plan import Plan, StageSpec, Step, on_failure_stage
 from bodywork.core.results import FAILED, NOT_RUN, SKIPPED, RunOutcome, StageResult
-from bodywork.engine.executors.base import Executor, StageHandle
+from bodywork.engine.executors.base import Executor, H
 
 log = structlog.get_logger("bodywork.engine.workflow")
 
@@ -26,8 +26,8 @@ def _not_run(stage: StageSpec, reason: str) -> StageResult:
     return StageResult(stage.name, stage.config.stage_type, NOT_RUN, reason=reason)
 
 
-def _run_step(step: Step, executor: Executor) -> tuple[list[StageResult], list[StageHandle]]:
-    handles: list[StageHandle] = []
+def _run_step(step: Step, executor: Executor[H]) -> tuple[list[StageResult], list[H]]:
+    handles: list[H] = []
     results: dict[str, StageResult] = {}
     try:
         for stage in step.stages:
@@ -39,7 +39,7 @@ def _run_step(step: Step, executor: Executor) -> tuple[list[StageResult], list[S
         raise
 
     pool = ThreadPoolExecutor(max_workers=len(handles), thread_name_prefix=f"step{step.number}")
-    futures: dict[Future[StageResult], StageHandle] = {
+    futures: dict[Future[StageResult], H] = {
         pool.submit(executor.wait, handle): handle for handle in handles
     }
     pending = set(futures)
@@ -82,7 +82,7 @@ def _run_step(step: Step, executor: Executor) -> tuple[list[StageResult], list[S
     return ordered, handles
 
 
-def _run_on_failure(plan: Plan, executor: Executor, failed: StageResult) -> StageResult | None:
+def _run_on_failure(plan: Plan, executor: Executor[H], failed: StageResult) -> StageResult | None:
     stage = on_failure_stage(plan, failed.stage, f"{failed.status}: {failed.reason}")
     if stage is None:
         return None
@@ -96,9 +96,7 @@ def _run_on_failure(plan: Plan, executor: Executor, failed: StageResult) -> Stag
     return result
 
 
-def _check_services(
-    serving: list[tuple[int, StageResult, StageHandle]], executor: Executor
-) -> int | None:
+def _check_services(serving: list[tuple[int, StageResult, H]], executor: Executor[H]) -> int | None:
     """After a step: a service of an earlier step that crashed since it became ready fails
     the run (and is rolled back) instead of leaving a broken deployment; its step number."""
     for number, result, handle in serving:
@@ -115,7 +113,7 @@ def _check_services(
 
 def run_workflow(
     plan: Plan,
-    executor: Executor,
+    executor: Executor[H],
     skip_steps: int = 0,
     on_progress: Callable[[RunOutcome], None] | None = None,
 ) -> RunOutcome:
@@ -134,7 +132,7 @@ def run_workflow(
         steps=len(plan.steps),
     )
     executor.prepare(plan)
-    serving: list[tuple[int, StageResult, StageHandle]] = []  # services of earlier steps
+    serving: list[tuple[int, StageResult, H]] = []  # services of earlier steps
     for step in plan.steps:
         if step.number <= skip_steps:
             outcome.results += [

@@ -7,7 +7,7 @@ API versions; the bodies come from objects.build_cronjob.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client
 
@@ -31,15 +31,19 @@ def create_or_update(api: client.ApiClient, body: dict[str, Any]) -> str:
     version = body["apiVersion"].split("/")[1]
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     custom = client.CustomObjectsApi(api)
-    current = kube.exists(
-        f"get cronjob {name}",
-        namespace,
-        custom.get_namespaced_custom_object,
-        GROUP,
-        version,
-        namespace,
-        PLURAL,
-        name,
+    # Custom objects come back as their JSON: the client types them as plain `object`.
+    current = cast(
+        "dict[str, Any] | None",
+        kube.exists(
+            f"get cronjob {name}",
+            namespace,
+            custom.get_namespaced_custom_object,
+            GROUP,
+            version,
+            namespace,
+            PLURAL,
+            name,
+        ),
     )
     if current is None:
         kube.call(
@@ -76,15 +80,18 @@ def create_or_update(api: client.ApiClient, body: dict[str, Any]) -> str:
 
 def list_cronjobs(api: client.ApiClient, namespace: str) -> list[dict[str, Any]]:
     version = api_version(api).split("/")[1]
-    found = kube.call(
-        "list cronjobs",
-        namespace,
-        client.CustomObjectsApi(api).list_namespaced_custom_object,
-        GROUP,
-        version,
-        namespace,
-        PLURAL,
-        label_selector=f"{objects.ROLE_LABEL}=controller",
+    found = cast(
+        "dict[str, Any]",
+        kube.call(
+            "list cronjobs",
+            namespace,
+            client.CustomObjectsApi(api).list_namespaced_custom_object,
+            GROUP,
+            version,
+            namespace,
+            PLURAL,
+            label_selector=f"{objects.ROLE_LABEL}=controller",
+        ),
     )
     rows = []
     for item in found.get("items", []):

@@ -106,7 +106,8 @@ class Informer:
             self.objects = {item.metadata.name: item for item in listing.items}
         self.synced.set()
         self._notify()
-        return listing.metadata.resource_version
+        resource_version: str = listing.metadata.resource_version
+        return resource_version
 
     def _run(self) -> None:
         resource_version = None

@@ -40,11 +40,13 @@ SERVICE_ACCOUNT_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 def api_client(kubeconfig_context: str | None = None) -> client.ApiClient:
     try:
         if os.environ.get("KUBERNETES_SERVICE_HOST"):
-            config.load_incluster_config()
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
             configuration = client.Configuration.get_default_copy()
         else:
             configuration = client.Configuration()
-            config.load_kube_config(context=kubeconfig_context, client_configuration=configuration)
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                context=kubeconfig_context, client_configuration=configuration
+            )
     except config.ConfigException as exc:
         raise ClusterError(
             f"no Kubernetes cluster configured: {exc} (set KUBECONFIG or run in a pod)"
@@ -160,7 +162,8 @@ def discover(api: client.ApiClient, group_version: str) -> set[str] | None:
         "GET", path, header_params={"Accept": "application/json"}, auth_settings=["BearerToken"]
     )
     try:
-        response = _retry(api.call_api)(method, url, header_params=headers)
+        # RESTResponse is unannotated (its `data` is typed None until read): Any at the seam.
+        response: Any = _retry(api.call_api)(method, url, header_params=headers)
         response.read()
     except (urllib3.exceptions.HTTPError, ConnectionError) as exc:
         raise ClusterError(f"cannot discover {group_version}: API server unreachable") from exc

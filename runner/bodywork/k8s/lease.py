@@ -92,7 +92,8 @@ class ProjectLease:
                     self._body(None, acquired),
                 )
             else:
-                spec = current.spec
+                spec, metadata = current.spec, current.metadata
+                assert spec is not None and metadata is not None, "API server Leases have both"
                 renewed = spec.renew_time or spec.acquire_time
                 expired = (
                     renewed is None
@@ -111,7 +112,7 @@ class ProjectLease:
                     self.coordination.replace_namespaced_lease,
                     self.name,
                     self.namespace,
-                    self._body(current.metadata.resource_version, acquired),
+                    self._body(metadata.resource_version, acquired),
                 )
         except ClusterError as exc:
             if exc.status != 409:
@@ -140,8 +141,10 @@ class ProjectLease:
                     self.name,
                     self.namespace,
                 )
-                if current.spec.holder_identity != self.holder:
-                    log.error("lease_lost", lease=self.name, holder=current.spec.holder_identity)
+                spec, metadata = current.spec, current.metadata
+                assert spec is not None and metadata is not None, "API server Leases have both"
+                if spec.holder_identity != self.holder:
+                    log.error("lease_lost", lease=self.name, holder=spec.holder_identity)
                     return
                 kube.call(
                     f"update lease {self.name}",
@@ -149,7 +152,7 @@ class ProjectLease:
                     self.coordination.replace_namespaced_lease,
                     self.name,
                     self.namespace,
-                    self._body(current.metadata.resource_version, self._acquired),
+                    self._body(metadata.resource_version, self._acquired),
                 )
             except ClusterError as exc:
                 log.warning("lease_not_renewed", lease=self.name, error=str(exc))

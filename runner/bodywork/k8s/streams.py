@@ -38,7 +38,8 @@ class Stream:
         self._fn = fn
         self._args = args
         self._kwargs = kwargs
-        self._watch = watch.Watch()
+        # The watch module is unannotated: its Watch is Any here, like the objects it yields.
+        self._watch: Any = watch.Watch()  # type: ignore[no-untyped-call]
 
     def __iter__(self) -> Iterator[Any]:
         try:
@@ -50,8 +51,7 @@ class Stream:
             raise kube.translate(exc, self.what, self.namespace) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise ClusterError(
-                f"cannot {self.what}: the stream from the API server broke "
-                f"({type(exc).__name__})",
+                f"cannot {self.what}: the stream from the API server broke ({type(exc).__name__})",
                 status=BROKEN_STREAM,
             ) from exc
 

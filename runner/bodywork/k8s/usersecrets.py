@@ -47,7 +47,7 @@ def read_env_file(path: Path) -> dict[str, str]:
 def apply(core: Any, namespace: str, name: str, values: dict[str, str]) -> str:
     """Create or update Secret `name` with `values`; 'created', 'updated' or 'unchanged'."""
     encoded = {k: base64.b64encode(v.encode()).decode() for k, v in values.items()}
-    body = {
+    body: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
