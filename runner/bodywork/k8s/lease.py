@@ -67,6 +67,17 @@ class ProjectLease:
             },
         }
 
+    def _replace(self, resource_version: str | None, acquired: datetime) -> None:
+        """Write our Lease over the version we read: a 409 means someone else wrote first."""
+        kube.call(
+            f"update lease {self.name}",
+            self.namespace,
+            self.coordination.replace_namespaced_lease,
+            self.name,
+            self.namespace,
+            self._body(resource_version, acquired),
+        )
+
     def _refuse(self, current: Any) -> RunInProgress:
         spec = current.spec
         since = spec.acquire_time.strftime("%Y-%m-%d %H:%M:%S UTC") if spec.acquire_time else "?"
@@ -106,14 +117,7 @@ class ProjectLease:
                     raise self._refuse(current)
                 if same_run and spec.acquire_time:
                     acquired = spec.acquire_time
-                kube.call(
-                    f"update lease {self.name}",
-                    self.namespace,
-                    self.coordination.replace_namespaced_lease,
-                    self.name,
-                    self.namespace,
-                    self._body(metadata.resource_version, acquired),
-                )
+                self._replace(metadata.resource_version, acquired)
         except ClusterError as exc:
             if exc.status != 409:
                 raise
@@ -146,14 +150,7 @@ class ProjectLease:
                 if spec.holder_identity != self.holder:
                     log.error("lease_lost", lease=self.name, holder=spec.holder_identity)
                     return
-                kube.call(
-                    f"update lease {self.name}",
-                    self.namespace,
-                    self.coordination.replace_namespaced_lease,
-                    self.name,
-                    self.namespace,
-                    self._body(metadata.resource_version, self._acquired),
-                )
+                self._replace(metadata.resource_version, self._acquired)
             except ClusterError as exc:
                 log.warning("lease_not_renewed", lease=self.name, error=str(exc))
 
