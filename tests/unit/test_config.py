@@ -60,7 +60,7 @@ def test_batch_stage_gets_documented_defaults():
     parsed = config.parse_project(one_stage(BATCH_INI))
     train = parsed.stages["train"]
     assert train == config.StageConfig(
-        name="train", stage_type="batch", executable_script="train.py"
+        name="train", stage_type="batch", module_path="train/train.py"
     )
     assert train.cpu_request == 0.5
     assert train.memory_request_mb == 512
@@ -150,7 +150,7 @@ def test_quoted_values_are_unquoted():
     assert parsed.project_name == "quoted"
     assert parsed.dag == (("train",),)
     train = parsed.stages["train"]
-    assert (train.stage_type, train.executable_script, train.retries) == ("batch", "train.py", 3)
+    assert (train.stage_type, train.module_path, train.retries) == ("batch", "train/train.py", 3)
 
 
 def test_keys_and_section_names_are_case_insensitive():
@@ -218,10 +218,10 @@ def test_directories_without_config_ini_are_not_stages():
 
 # ---------------------------------------------------------------------------- unknown names
 def test_unknown_stage_section_suggests_the_closest_section():
-    """[servce] in config.ini is reported at its line with a did-you-mean for [service]."""
+    """[servce] in config.ini is a warning at its line with a did-you-mean for [service]."""
     ini = SERVICE_INI.replace("[service]", "[servce]")
-    assert errors_of(one_stage(ini)) == [
-        error(STAGE_FILE, "unknown section [servce] (did you mean [service]?)", line=4),
+    assert problems_of(one_stage(ini)) == [
+        warning(STAGE_FILE, "unknown section [servce] (did you mean [service]?)", line=4),
         error(
             STAGE_FILE,
             "missing: add PORT = ... under [service] (port the service listens on)",
@@ -232,8 +232,8 @@ def test_unknown_stage_section_suggests_the_closest_section():
 
 def test_unknown_project_section_suggests_the_closest_section():
     """[workflw] in bodywork.ini is reported with a hint, and DAG is then missing."""
-    assert errors_of(project("[default]\nPROJECT_NAME = p\n[workflw]\nDAG = train\n")) == [
-        error("bodywork.ini", "unknown section [workflw] (did you mean [workflow]?)", line=3),
+    assert problems_of(project("[default]\nPROJECT_NAME = p\n[workflw]\nDAG = train\n")) == [
+        warning("bodywork.ini", "unknown section [workflw] (did you mean [workflow]?)", line=3),
         error(
             "bodywork.ini",
             'missing: add DAG = ... under [workflow] (steps of stages, e.g. "train >> serve")',
@@ -243,54 +243,110 @@ def test_unknown_project_section_suggests_the_closest_section():
 
 
 def test_unknown_section_without_a_close_match_has_no_hint():
-    """A section unlike any known one is reported without a misleading suggestion."""
-    assert errors_of(one_stage(BATCH_INI + "[zzz]\n")) == [
-        error(STAGE_FILE, "unknown section [zzz]", line=4)
-    ]
+    """A section unlike any known one is a warning without a misleading suggestion."""
+    parsed = config.parse_project(one_stage(BATCH_INI + "[zzz]\n"))
+    assert parsed.warnings == (warning(STAGE_FILE, "unknown section [zzz]", line=4),)
 
 
 def test_unknown_key_suggests_the_closest_key():
-    """RETRYS under [batch] is reported with its line and 'did you mean RETRIES?'."""
-    assert errors_of(one_stage(BATCH_INI + "[batch]\nRETRYS = 2\n")) == [
-        error(STAGE_FILE, "unknown key in [batch] (did you mean RETRIES?)", key="RETRYS", line=5)
-    ]
+    """RETRYS under [batch] is a warning with its line and 'did you mean RETRIES?'."""
+    parsed = config.parse_project(one_stage(BATCH_INI + "[batch]\nRETRYS = 2\n"))
+    assert parsed.warnings == (
+        warning(STAGE_FILE, "unknown key in [batch] (did you mean RETRIES?)", key="RETRYS", line=5),
+    )
+    assert parsed.stages["train"].retries == 0
 
 
 def test_unknown_project_key_suggests_the_closest_key():
     """PROJECT_NAM in bodywork.ini points at PROJECT_NAME."""
     ini = "[default]\nPROJECT_NAM = p\n" + ONE_STAGE_DAG
-    assert errors_of(project(ini, {"train": stage(BATCH_INI)})) == [
-        error(
+    parsed = config.parse_project(project(ini, {"train": stage(BATCH_INI)}))
+    assert parsed.warnings == (
+        warning(
             "bodywork.ini",
             "unknown key in [default] (did you mean PROJECT_NAME?)",
             key="PROJECT_NAM",
             line=2,
-        )
-    ]
+        ),
+    )
 
 
-def test_unknown_key_in_the_inactive_section_is_still_an_error():
+def test_key_in_the_wrong_section_says_where_it_belongs():
+    """RETRIES under [default] is [batch]'s key: the warning names that section."""
+    parsed = config.parse_project(one_stage(BATCH_INI + "RETRIES = 3\n"))
+    assert parsed.warnings == (
+        warning(STAGE_FILE, "unknown key in [default] (RETRIES belongs in [batch])", "RETRIES", 4),
+    )
+    assert parsed.stages["train"].retries == 0
+
+
+def test_a_bodywork_yaml_only_key_in_bodywork_ini_says_so():
+    """NAMESPACE is a bodywork.yaml key: in bodywork.ini it is unknown, and the hint says so."""
+    ini = "[default]\nNAMESPACE = ml\n" + ONE_STAGE_DAG
+    parsed = config.parse_project(project(ini, {"train": stage(BATCH_INI)}))
+    assert parsed.warnings == (
+        warning(
+            "bodywork.ini",
+            "unknown key in [default] (NAMESPACE is a bodywork.yaml key)",
+            key="NAMESPACE",
+            line=2,
+        ),
+    )
+
+
+def test_unknown_key_in_the_inactive_section_is_still_reported():
     """A typo under [service] of a batch stage is reported, beside the ignored-section warning."""
-    problems = problems_of(one_stage(BATCH_INI + "[service]\nPROT = 1\n"))
-    assert problems == [
+    parsed = config.parse_project(one_stage(BATCH_INI + "[service]\nPROT = 1\n"))
+    assert parsed.warnings == (
         warning(STAGE_FILE, "section [service] is ignored for a batch stage", line=4),
-        error(STAGE_FILE, "unknown key in [service] (did you mean PORT?)", key="PROT", line=5),
+        warning(STAGE_FILE, "unknown key in [service] (did you mean PORT?)", key="PROT", line=5),
+    )
+
+
+def test_strict_makes_unknown_keys_and_sections_errors():
+    """With strict=True the same unknown names stop the project; other warnings stay warnings."""
+    files = project(
+        "[default]\nPROJECT_NAM = p\n[workflw]\n" + ONE_STAGE_DAG,
+        {"train": stage(BATCH_INI + "[batch]\nRETRYS = 2\n"), "extra": stage(BATCH_INI)},
+    )
+    with pytest.raises(ConfigError) as info:
+        config.parse_project(files, strict=True)
+    assert [(p.severity, p.key, p.line) for p in info.value.problems] == [
+        ("error", None, 3),
+        ("error", "PROJECT_NAM", 2),
+        ("error", "RETRYS", 5),
+        ("warning", None, None),
     ]
+    assert "unknown section [workflw]" in str(info.value)
+    lenient = config.parse_project(files)
+    assert [p.severity for p in lenient.warnings] == ["warning"] * 4
 
 
 # ---------------------------------------------------------------------------- bad values
 BAD_VALUES = [
     (BATCH_INI + "[batch]\nRETRIES = two\n", "RETRIES", 5, "must be a whole number, got 'two'"),
     (BATCH_INI + "[batch]\nRETRIES = 1.5\n", "RETRIES", 5, "must be a whole number, got '1.5'"),
-    (BATCH_INI + "[batch]\nRETRIES = 11\n", "RETRIES", 5, "must be >= 0 and <= 10, got 11"),
-    (BATCH_INI + "[batch]\nRETRIES = -1\n", "RETRIES", 5, "must be >= 0 and <= 10, got -1"),
+    (
+        BATCH_INI + "[batch]\nRETRIES = 2147483648\n",
+        "RETRIES",
+        5,
+        "must be >= 0 and <= 2147483647 (Kubernetes' backoffLimit is a 32-bit number), "
+        "got 2147483648",
+    ),
+    (
+        BATCH_INI + "[batch]\nRETRIES = -1\n",
+        "RETRIES",
+        5,
+        "must be >= 0 and <= 2147483647 (Kubernetes' backoffLimit is a 32-bit number), got -1",
+    ),
     (
         BATCH_INI + "[batch]\nMAX_COMPLETION_TIME_SECONDS = 0\n",
         "MAX_COMPLETION_TIME_SECONDS",
         5,
         "must be >= 1, got 0",
     ),
-    (BATCH_INI + "MEMORY_REQUEST_MB = 0\n", "MEMORY_REQUEST_MB", 4, "must be >= 1, got 0"),
+    (BATCH_INI + "MEMORY_REQUEST_MB = -1\n", "MEMORY_REQUEST_MB", 4, "must be >= 0, got -1"),
+    (BATCH_INI + "MEMORY_LIMIT_MB = 0\n", "MEMORY_LIMIT_MB", 4, "must be >= 1, got 0"),
     (
         BATCH_INI + "MEMORY_LIMIT_MB = lots\n",
         "MEMORY_LIMIT_MB",
@@ -303,7 +359,20 @@ BAD_VALUES = [
         4,
         "must be a number (e.g. 0.5), got 'half'",
     ),
-    (BATCH_INI + "CPU_REQUEST = 0\n", "CPU_REQUEST", 4, "must be > 0, got 0"),
+    (BATCH_INI + "CPU_REQUEST = -0.5\n", "CPU_REQUEST", 4, "must be >= 0, got -0.5"),
+    (BATCH_INI + "CPU_LIMIT = 0\n", "CPU_LIMIT", 4, "must be > 0, got 0"),
+    (
+        BATCH_INI + "[batch]\nMAX_COMPLETION_TIME_SECONDS = 30.5\n",
+        "MAX_COMPLETION_TIME_SECONDS",
+        5,
+        "must be a whole number, got '30.5'",
+    ),
+    (
+        BATCH_INI + "MAX_INSTALL_TIME_SECONDS = 0\n",
+        "MAX_INSTALL_TIME_SECONDS",
+        4,
+        "must be >= 1, got 0",
+    ),
     (BATCH_INI + "CPU_LIMIT = -1\n", "CPU_LIMIT", 4, "must be > 0, got -1"),
     (BATCH_INI + "CPU_LIMIT = nan\n", "CPU_LIMIT", 4, "must be a number (e.g. 0.5), got 'nan'"),
     (BATCH_INI + "CPU_REQUEST = inf\n", "CPU_REQUEST", 4, "must be a number (e.g. 0.5), got 'inf'"),
@@ -340,7 +409,7 @@ def test_bad_log_level_lists_the_choices():
     assert errors_of(project(ini, {"train": stage(BATCH_INI)})) == [
         error(
             "bodywork.ini",
-            "must be one of debug, info, warning, error, got 'loud'",
+            "must be one of debug, info, warning, error, critical, got 'loud'",
             key="LOG_LEVEL",
             line=4,
         )
@@ -361,7 +430,13 @@ def test_missing_stage_type_is_reported_at_the_default_section():
     """Without STAGE_TYPE the problem points at [default] and names the key to add."""
     ini = "[default]\nEXECUTABLE_SCRIPT = train.py\n"
     assert errors_of(one_stage(ini)) == [
-        error(STAGE_FILE, "missing: add STAGE_TYPE = ... under [default]", key="STAGE_TYPE", line=1)
+        error(
+            STAGE_FILE,
+            "missing: add STAGE_TYPE = ... under [default] "
+            "(batch (runs to completion) or service (keeps serving on PORT))",
+            key="STAGE_TYPE",
+            line=1,
+        )
     ]
 
 
@@ -474,15 +549,20 @@ def test_missing_config_ini_for_a_dag_stage_names_the_required_keys():
     ]
 
 
-def test_missing_bodywork_ini_says_what_to_put_in_it():
-    """A project without bodywork.ini is told to create it with PROJECT_NAME and a DAG."""
-    assert errors_of(project(None, {"train": stage(BATCH_INI)})) == [
-        error(
-            "bodywork.ini",
-            "not found at the project root: create it with [default] PROJECT_NAME "
-            'and [workflow] DAG = "stage-1 >> stage-2"',
-        )
-    ]
+def test_missing_configuration_file_names_both_formats_and_how_to_start_each():
+    """Neither bodywork.ini nor bodywork.yaml: one error naming both, with how to start each."""
+    problems = problems_of(project(None, {"train": stage(BATCH_INI)}))
+    assert len(problems) == 1
+    assert problems[0].file == "bodywork.yaml"
+    assert problems[0].message.startswith("not found at the project root, nor is bodywork.ini")
+    for needed in [
+        'version: "1.1"',
+        "pipeline:",
+        "stages:",
+        "[default] PROJECT_NAME",
+        "[workflow]",
+    ]:
+        assert needed in problems[0].message
 
 
 # ---------------------------------------------------------------------------- DAG vs directories
@@ -613,9 +693,14 @@ def test_line_without_equals_sign_is_quoted_as_written():
 def test_line_numbers_count_newlines_only():
     """A form feed inside a comment does not shift the line numbers of later keys."""
     ini = "[default]\n# ---\x0c---\nSTAGE_TYPE = batch\nEXECUTABLE_SCRIPT = train.py\nRETRYS = 1\n"
-    assert errors_of(one_stage(ini)) == [
-        error(STAGE_FILE, "unknown key in [default]", key="RETRYS", line=5)
-    ]
+    assert config.parse_project(one_stage(ini)).warnings == (
+        warning(
+            STAGE_FILE,
+            "unknown key in [default] (did you mean RETRIES, in [batch]?)",
+            key="RETRYS",
+            line=5,
+        ),
+    )
 
 
 # ---------------------------------------------------------------------------- secrets
@@ -630,12 +715,12 @@ def test_invalid_secret_env_var_name_is_reported():
 
 @pytest.mark.parametrize("secret", ["Bad_Secret", "-creds", "creds-", "a" * 254])
 def test_invalid_secret_name_is_reported_with_the_allowed_alphabet(secret):
-    """A secret name Kubernetes would reject is reported with what is allowed."""
+    """A secret name Kubernetes would reject (once lower-cased) is reported with what is allowed."""
     ini = BATCH_INI + f"[secrets]\nTOKEN = {secret}\n"
     assert errors_of(one_stage(ini)) == [
         error(
             STAGE_FILE,
-            f"secret name '{secret}' is not a valid Kubernetes name "
+            f"secret name '{secret.lower()}' is not a valid Kubernetes name "
             "(lower-case letters, digits, '-' and '.')",
             key="TOKEN",
             line=5,
@@ -718,12 +803,6 @@ def test_problems_in_several_files_are_reported_together():
         config.parse_project(files)
     err = info.value
     expected_errors = [
-        error(
-            "bodywork.ini",
-            "unknown key in [default] (did you mean PROJECT_NAME?)",
-            key="PROJECT_IMAGE",
-            line=3,
-        ),
         error(STAGE_FILE, "must be a whole number, got 'lots'", key="RETRIES", line=5),
         error(
             "serve/config.ini",
@@ -735,11 +814,18 @@ def test_problems_in_several_files_are_reported_together():
         ),
     ]
     ignored = warning("serve/config.ini", "section [batch] is ignored for a service stage", line=4)
+    unknown = warning(
+        "bodywork.ini",
+        "unknown key in [default] (did you mean PROJECT_NAME?)",
+        key="PROJECT_IMAGE",
+        line=3,
+    )
     assert [p for p in err.problems if p.severity == "error"] == expected_errors
     assert ignored in err.problems
+    assert unknown in err.problems
     assert len(err.problems) == 5
     text = str(err)
-    assert text.startswith("the project has 4 problems:\n")
+    assert text.startswith("the project has 3 problems:\n")
     assert text.splitlines()[1:] == [f"  {p}" for p in expected_errors]
     assert "ignored" not in text
     assert err.exit_code == 2
@@ -867,4 +953,4 @@ def test_any_input_gives_a_config_or_a_config_error(files):
         assert isinstance(parsed, config.ProjectConfig)
         assert parsed.project_name
         assert set(parsed.stages) == {s for step in parsed.dag for s in step}
-        assert all(p.severity == "warning" for p in parsed.warnings)
+        assert all(p.severity in ("warning", "note") for p in parsed.warnings)

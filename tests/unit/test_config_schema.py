@@ -134,3 +134,78 @@ def test_parsing_fills_defaults_from_the_schema() -> None:
 def test_default_of_refuses_a_key_without_a_default() -> None:
     with pytest.raises(ValueError, match="PORT has no default"):
         schema.default_of(schema.PORT)
+
+
+# ---------------------------------------------------------------------------- both formats
+INI_ONLY = {schema.STAGE_TYPE.name, schema.EXECUTABLE_SCRIPT.name}  # bodywork.yaml says these
+# differently: a stage's kind is its batch:/service: mapping, its module a path from the root
+
+
+def test_every_ini_key_has_its_place_in_bodywork_yaml():
+    """A key is declared once for both formats: each ini key also says where it is in yaml."""
+    for key in (*schema.PROJECT_KEYS, *schema.STAGE_KEYS):
+        if key.name not in INI_ONLY:
+            assert key.yaml is not None, key.name
+            assert key in (*schema.YAML_PROJECT_KEYS, *schema.YAML_STAGE_KEYS), key.name
+
+
+def test_yaml_keys_have_one_place_each():
+    for keys in (schema.YAML_PROJECT_KEYS, schema.YAML_STAGE_KEYS):
+        paths = [key.yaml for key in keys]
+        assert None not in paths
+        assert len(set(paths)) == len(paths)
+
+
+def test_yaml_only_keys_are_not_read_from_ini_files():
+    for key in (*schema.YAML_PROJECT_KEYS, *schema.YAML_STAGE_KEYS):
+        assert (key in (*schema.PROJECT_KEYS, *schema.STAGE_KEYS)) == key.ini, key.name
+
+
+def test_project_section_is_named_by_the_schema_version():
+    assert schema.yaml_path(schema.DAG, "1.1") == ("pipeline", "DAG")
+    assert schema.yaml_path(schema.DAG, "1.0") == ("project", "DAG")
+    assert schema.yaml_path(schema.LOG_LEVEL, "1.0") == ("logging", "log_level")
+    with pytest.raises(ValueError, match="STAGE_TYPE is not a bodywork.yaml key"):
+        schema.yaml_path(schema.STAGE_TYPE, "1.1")
+
+
+@pytest.mark.parametrize(
+    ("cls", "keys"),
+    [
+        (config.StageConfig, schema.YAML_STAGE_KEYS),
+        (config.ProjectConfig, schema.YAML_PROJECT_KEYS),
+    ],
+)
+def test_dataclass_defaults_are_the_yaml_keys_defaults(cls: type, keys: tuple[Any, ...]) -> None:
+    defaults = field_defaults(cls)
+    for key in keys:
+        if key.name in defaults and key.shape == "value":
+            assert defaults[key.name] == key.default, key.name
+
+
+def test_yaml_parsing_fills_the_same_defaults() -> None:
+    files = config.ProjectFiles(
+        bodywork_yaml='version: "1.1"\npipeline: {DAG: train}\n'
+        "stages: {train: {executable_module_path: t.py, batch: {}}}\n",
+        paths=frozenset({"t.py"}),
+    )
+    project = config.parse_project(files)
+    assert project.log_level == schema.LOG_LEVEL.default
+    train = project.stages["train"]
+    for key in schema.STAGE_KEYS:
+        if not key.required and key.section in ("default", "batch"):
+            assert getattr(train, key.name) == key.default, key.name
+
+
+def test_readme_bodywork_yaml_example_parses_with_no_problem() -> None:
+    """The bodywork.yaml block in README.md is a valid project, warning-free."""
+    text = README.read_text()
+    block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    files = config.ProjectFiles(
+        bodywork_yaml=block,
+        paths=frozenset({"pipeline/train.py", "pipeline/serve.py"}),
+    )
+    project = config.parse_project(files, strict=True)
+    assert [s for step in project.dag for s in step] == ["train-model", "serve-model"]
+    assert project.stages["train-model"].args == ("--max-iter", "1000")
+    assert project.warnings == ()

@@ -1,16 +1,24 @@
-"""Project configuration: the texts of `bodywork.ini` and each stage's `config.ini` → ProjectConfig.
+"""Project configuration: `bodywork.yaml`, or `bodywork.ini` + `config.ini`s → ProjectConfig.
 
-`schema` declares every key (type, default, bounds, why), `model` the frozen dataclasses,
-`reader` reads ini texts and parses a project reporting *every* problem at once with file,
-key, line and a fix, and `checks` the cross-field and cross-file rules. Pure: it parses a
-`ProjectFiles` snapshot of strings and file names; `read_project_files` takes that
-snapshot from a checkout. Callers use this package's names: `config.parse_project(...)`.
+`schema` declares every key once for both formats (type, default, bounds, why, its place
+in each file), `model` the frozen dataclasses, `inifiles` and `yamlfile` read the two
+formats, `reader.parse_project` parses a project reporting *every* problem at once with
+file, key, line and a fix, `checks` holds the cross-field and cross-file rules and `docs`
+generates docs/configuration.md's tables from the schema. Pure: it parses a `ProjectFiles`
+snapshot of strings and file names; `read_project_files` takes that snapshot from a
+checkout. Callers use this package's names: `config.parse_project(...)`.
 """
 
 from __future__ import annotations
 
+from bodywork.core.config.docs import configuration_tables
 from bodywork.core.config.model import ProjectConfig, ProjectFiles, StageConfig, StageDir
-from bodywork.core.config.reader import load_project, parse_project, read_project_files
+from bodywork.core.config.reader import (
+    load_project,
+    local_port_conflicts,
+    parse_project,
+    read_project_files,
+)
 from bodywork.core.config.schema import (
     BATCH,
     PROJECT_FILE,
@@ -20,6 +28,7 @@ from bodywork.core.config.schema import (
     STAGE_FILE,
     STAGE_KEYS,
     STAGE_SECTIONS,
+    YAML_FILE,
     Key,
 )
 
@@ -32,12 +41,15 @@ __all__ = [
     "STAGE_FILE",
     "STAGE_KEYS",
     "STAGE_SECTIONS",
+    "YAML_FILE",
     "Key",
     "ProjectConfig",
     "ProjectFiles",
     "StageConfig",
     "StageDir",
+    "configuration_tables",
     "load_project",
+    "local_port_conflicts",
     "parse_project",
     "read_project_files",
 ]

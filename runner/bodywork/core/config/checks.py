@@ -1,14 +1,17 @@
 """Checks that look across fields and files rather than at one value.
 
-Names that collide or cannot become Kubernetes names (project, stages, `[secrets]`), the
-DAG's stages against the project's directories, the on-failure stage, a stage's script and
-requirements.txt against the files in its directory, and directories the DAG leaves out.
-Each returns the `Problem`s it finds, with file, key, line and a fix; `reader` calls them.
+Names that collide or cannot become Kubernetes names (project, stages, secrets), the DAG's
+stages against the project's directories, the on-failure stage, a stage's script and
+requirements.txt against the files in its directory, a bodywork.yaml module path against
+the project's files, directories the DAG leaves out, the original's image, and services
+that would share a port on one machine. Each returns what it finds (`Problem`s with file,
+key, line and a fix); the readers call them.
 """
 
 from __future__ import annotations
 
 import difflib
+import posixpath
 from collections.abc import Collection, Iterable, Mapping
 
 from bodywork.core import names
@@ -16,6 +19,9 @@ from bodywork.core.config.model import StageConfig, StageDir
 from bodywork.core.config.schema import (
     BATCH,
     ENV_VAR_NAME,
+    MAX_PROJECT_FILES,
+    MODULE_SUFFIXES,
+    ORIGINAL_IMAGE,
     PROJECT_FILE,
     REQUIREMENTS_FILE,
     SECRET_NAME,
@@ -26,17 +32,33 @@ from bodywork.core.config.schema import (
 from bodywork.core.errors import Problem
 
 
+def closest(word: str, options: Iterable[str]) -> str | None:
+    """The option most like `word` (case-insensitively), if any is close."""
+    by_lower = {option.lower(): option for option in options}
+    close = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.6)
+    return by_lower[close[0]] if close else None
+
+
 def unknown_sections(
-    file: str, sections: Iterable[str], lines: Mapping[str, int], known: tuple[str, ...]
+    file: str,
+    sections: Iterable[str],
+    lines: Mapping[str, int],
+    known: tuple[str, ...],
+    severity: str = "warning",
 ) -> list[Problem]:
-    """Each section the schema does not know, with a did-you-mean."""
+    """Each section the schema does not know, with a did-you-mean (a warning unless strict)."""
     problems = []
     for section in sections:
         if section not in known:
-            close = difflib.get_close_matches(section.lower(), list(known), n=1, cutoff=0.6)
-            hint = f" (did you mean [{close[0]}]?)" if close else ""
+            close = closest(section, known)
+            hint = f" (did you mean [{close}]?)" if close else ""
             problems.append(
-                Problem(file, f"unknown section [{section}]{hint}", line=lines.get(section))
+                Problem(
+                    file,
+                    f"unknown section [{section}]{hint}",
+                    line=lines.get(section),
+                    severity=severity,
+                )
             )
     return problems
 
@@ -116,16 +138,19 @@ def unused_dirs(
     ]
 
 
-def secret(file: str, env_var: str, secret_name: str, line: int | None) -> Problem | None:
-    """A [secrets] entry: ENV_VAR must be an env var name, the value a Secret's name."""
+def secret(
+    file: str, env_var: str, secret_name: str, line: int | None, key: str | None = None
+) -> Problem | None:
+    """A secrets entry: ENV_VAR must be an env var name, the value a Secret's name."""
+    key = key or env_var
     if not ENV_VAR_NAME.match(env_var):
-        return Problem(file, "is not a valid environment variable name", key=env_var, line=line)
+        return Problem(file, "is not a valid environment variable name", key=key, line=line)
     if not SECRET_NAME.match(secret_name) or len(secret_name) > SECRET_NAME_MAX:
         return Problem(
             file,
             f"secret name '{secret_name}' is not a valid Kubernetes name "
             "(lower-case letters, digits, '-' and '.')",
-            key=env_var,
+            key=key,
             line=line,
         )
     return None
@@ -162,38 +187,129 @@ def stage_files(
     return problems
 
 
-def k8s_names(project_name: str, stages: list[str]) -> list[Problem]:
+def k8s_names(
+    project_name: str,
+    stages: list[str],
+    file: str = PROJECT_FILE,
+    name_key: str = "PROJECT_NAME",
+    dag_key: str = "DAG",
+    stage_noun: str = "directory",
+) -> list[Problem]:
     """Names must map onto Kubernetes' alphabet, and distinct stages onto distinct names."""
     problems = []
     if not names.k8s_name(project_name):
         problems.append(
             Problem(
-                PROJECT_FILE,
+                file,
                 f"'{project_name}' has no letters or digits to build Kubernetes names from",
-                key="PROJECT_NAME",
+                key=name_key,
             )
         )
     mapped: dict[str, str] = {}
+    plural = "directories" if stage_noun == "directory" else f"{stage_noun}s"
     for stage in stages:
         k8s = names.k8s_name(stage)
         if not k8s:
             problems.append(
                 Problem(
-                    PROJECT_FILE,
+                    file,
                     f"stage '{stage}' has no letters or digits to build Kubernetes names from: "
-                    "rename its directory",
-                    key="DAG",
+                    f"rename its {stage_noun}",
+                    key=dag_key,
                 )
             )
         elif k8s in mapped:
             problems.append(
                 Problem(
-                    PROJECT_FILE,
+                    file,
                     f"stages '{mapped[k8s]}' and '{stage}' both become '{k8s}' in Kubernetes: "
-                    "rename one of the directories",
-                    key="DAG",
+                    f"rename one of the {plural}",
+                    key=dag_key,
                 )
             )
         else:
             mapped[k8s] = stage
     return problems
+
+
+def module_path(raw: str, paths: Collection[str], too_many_files: bool) -> tuple[str, str | None]:
+    """A bodywork.yaml module path → (its normal form, what is wrong with it or None).
+
+    It must be relative to the project root, written with '/', stay inside the project, name
+    a .py or .ipynb module, and be one of the project's files.
+    """
+    path = raw.strip()
+    if "\\" in path:
+        return path, f"'{path}': write the path with '/' between folders"
+    if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
+        return path, f"'{path}' is absolute: give it relative to the project root"
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        return path, f"'{path}' leaves the project ('..'): give it relative to the project root"
+    path = "/".join(parts)
+    if not path.endswith(MODULE_SUFFIXES):
+        return path, f"'{path}' is not a module: name a .py file (or a .ipynb notebook)"
+    if path in paths:
+        return path, None
+    if too_many_files:
+        return path, (
+            f"'{path}' was not seen: the project has more than {MAX_PROJECT_FILES:,} files "
+            "and Bodywork stops looking there; move data out of the repository"
+        )
+    modules = sorted(p for p in paths if p.endswith(MODULE_SUFFIXES))
+    same_name = [p for p in modules if posixpath.basename(p) == posixpath.basename(path)]
+    close = same_name or difflib.get_close_matches(path, modules, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return path, f"'{path}' does not exist in the project{hint}"
+
+
+def is_original_image(image: str) -> bool:
+    """Does `image` name the original Bodywork's image, bodyworkml/bodywork-core (any tag)?"""
+    return bool(ORIGINAL_IMAGE.match(image.strip()))
+
+
+def original_image_note(file: str, key: str, image: str, line: int | None) -> Problem:
+    return Problem(
+        file,
+        f"'{image}' is the original Bodywork's image: the stages run on this Bodywork's own "
+        "image instead (leave the key out to say so)",
+        key=key,
+        line=line,
+        severity="note",
+    )
+
+
+def port_conflicts(
+    dag: Iterable[Iterable[str]], stages: Mapping[str, StageConfig]
+) -> list[tuple[str, str, int]]:
+    """Pairs of services (in DAG order) that listen on the same port.
+
+    A service keeps running once its step is done, so on one machine every service of the
+    DAG runs at the same time and any two on one port collide; in a cluster each pod has its
+    own address and they do not.
+    """
+    first_on: dict[int, str] = {}
+    conflicts = []
+    for step in dag:
+        for name in step:
+            stage = stages.get(name)
+            if stage is None or not stage.is_service or stage.port is None:
+                continue
+            if stage.port in first_on:
+                conflicts.append((first_on[stage.port], name, stage.port))
+            else:
+                first_on[stage.port] = name
+    return conflicts
+
+
+def port_conflict_warning(
+    file: str, key: str, line: int | None, first: str, second: str, port: int
+) -> Problem:
+    return Problem(
+        file,
+        f"locally, {first} and {second} both listen on {port}: `bodywork run` refuses this; "
+        "give one another port (the cluster is fine)",
+        key=key,
+        line=line,
+        severity="warning",
+    )

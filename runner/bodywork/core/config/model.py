@@ -1,7 +1,8 @@
 """The parsed configuration: frozen dataclasses, and the snapshot of files parsing reads.
 
-`StageConfig` and `ProjectConfig` are what the rest of Bodywork plans and runs from;
-`ProjectFiles` and `StageDir` are the strings and file names `reader.parse_project` takes.
+`StageConfig` and `ProjectConfig` are what the rest of Bodywork plans and runs from, read
+from either format; `ProjectFiles` and `StageDir` are the strings and file names
+`reader.parse_project` takes.
 No default is written here: each field that has one takes it from its `schema.Key`.
 """
 
@@ -18,7 +19,10 @@ from bodywork.core.errors import Problem
 class StageConfig:
     name: str
     stage_type: str
-    executable_script: str
+    module_path: str  # the module (.py or .ipynb), relative to the project root, POSIX
+    args: tuple[str, ...] = ()  # appended to the module's command line (bodywork.yaml `args`)
+    # None: the requirements.txt beside the module (ini era); a tuple: inline (bodywork.yaml)
+    requirements: tuple[str, ...] | None = None
     cpu_request: float = s.default_of(s.CPU_REQUEST)
     memory_request_mb: int = s.default_of(s.MEMORY_REQUEST_MB)
     cpu_limit: float | None = s.CPU_LIMIT.default
@@ -27,6 +31,7 @@ class StageConfig:
     max_completion_time_seconds: int = s.default_of(s.MAX_COMPLETION_TIME_SECONDS)
     replicas: int = s.default_of(s.REPLICAS)
     max_startup_time_seconds: int = s.default_of(s.MAX_STARTUP_TIME_SECONDS)
+    max_install_time_seconds: int = s.default_of(s.MAX_INSTALL_TIME_SECONDS)
     port: int | None = s.PORT.default  # required for a service; a batch stage has none
     ingress: bool = s.default_of(s.INGRESS)
     secrets: tuple[tuple[str, str], ...] = ()  # (ENV_VAR, secret-name), key in secret = ENV_VAR
@@ -34,6 +39,18 @@ class StageConfig:
     @property
     def is_service(self) -> bool:
         return self.stage_type == s.SERVICE
+
+    @property
+    def module_dir(self) -> str:
+        """The module's folder, relative to the project root: its working directory."""
+        return self.module_path.rpartition("/")[0]
+
+    @property
+    def requirements_file(self) -> str | None:
+        """The requirements.txt the bootstrapper installs, relative to the project root."""
+        if self.requirements is not None:
+            return None
+        return "/".join(filter(None, [self.module_dir, s.REQUIREMENTS_FILE]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +65,9 @@ class ProjectConfig:
     )  # a batch stage outside the DAG, run when a step fails
     webhook_url_secret: str | None = s.WEBHOOK_URL_SECRET.default
     log_level: str = s.default_of(s.LOG_LEVEL)
+    batch_stages_first: bool = s.default_of(s.BATCH_STAGES_FIRST)  # the original's step order
+    namespace: str | None = s.NAMESPACE.default  # bodywork.yaml `pipeline.namespace`
+    config_file: str = s.PROJECT_FILE  # bodywork.ini or bodywork.yaml, for messages
     warnings: tuple[Problem, ...] = ()
 
 
@@ -61,8 +81,17 @@ class StageDir:
 
 @dataclass(frozen=True)
 class ProjectFiles:
-    """A snapshot of a project's configuration texts and the files in its top-level dirs."""
+    """A snapshot of a project's configuration texts and the files it holds.
 
-    bodywork_ini: str | None
+    `dirs` serves bodywork.ini projects (a stage is a top-level directory); `paths` serves
+    bodywork.yaml ones, whose modules may be anywhere: every file's path relative to the
+    root, POSIX, without .git and the skipped directories, at most MAX_PROJECT_FILES of them
+    (`too_many_files` says the snapshot stopped there).
+    """
+
+    bodywork_ini: str | None = None
     dirs: Mapping[str, StageDir] = field(default_factory=dict)
     fallback_name: str = s.FALLBACK_PROJECT_NAME  # project name when PROJECT_NAME is not set
+    bodywork_yaml: str | None = None
+    paths: frozenset[str] = frozenset()
+    too_many_files: bool = False

@@ -1,310 +1,151 @@
-"""Reading configuration texts: ini text → keys → values, and `parse_project`.
+"""`parse_project`: a `ProjectFiles` snapshot, in either format, → `ProjectConfig`.
 
-`_read_ini` parses one file with case-insensitive sections and keys and their line
-numbers; `_parse_keys` turns its values into typed ones with the `schema`, reporting every
-unknown, missing or bad key with a did-you-mean; `parse_project` assembles a
-`ProjectConfig` from a `ProjectFiles` snapshot, running the cross-field `checks`, and
-raises one `ConfigError` with every problem. `read_project_files` and `load_project` are
-the small loaders that take that snapshot from a checkout.
+A project has `bodywork.yaml` (read by `yamlfile`) or `bodywork.ini` with a `config.ini` per
+stage (read by `inifiles`), never both. Each reader fills a `Draft`; the checks both formats
+share run here (Kubernetes names, the original's image, services on one port), and one
+`ConfigError` lists every problem found. Unknown keys and sections are warnings, or errors
+with `strict`; notes never fail. `read_project_files` and `load_project` are the small
+loaders that take the snapshot from a checkout.
 """
 
 from __future__ import annotations
 
-import configparser
-import difflib
-import re
-from dataclasses import dataclass
+import os
 from pathlib import Path
-from typing import Any
 
-from bodywork.core import dag, names
-from bodywork.core.config import checks
+from bodywork.core import names
+from bodywork.core.config import checks, inifiles, yamlfile
 from bodywork.core.config import schema as s
-from bodywork.core.config.model import ProjectConfig, ProjectFiles, StageConfig, StageDir
-from bodywork.core.config.schema import Key
+from bodywork.core.config.draft import Draft
+from bodywork.core.config.model import ProjectConfig, ProjectFiles, StageDir
 from bodywork.core.errors import ConfigError, Problem
 
-_NO_DEFAULT_SECTION = "\0none"  # stop configparser treating [DEFAULT] specially
 _SKIP_DIRS = {"__pycache__", "node_modules", "venv", ".venv"}
+# Never holds a project's modules; walking them only costs time (and the file cap).
+_SKIP_WALKING = {".git", *_SKIP_DIRS, ".tox", ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
+
+BOTH_FILES = (
+    f"{s.PROJECT_FILE} is at the project root too: keep one ({s.YAML_FILE}, or "
+    f"{s.PROJECT_FILE} with a {s.STAGE_FILE} per stage directory)"
+)
+NEITHER_FILE = (
+    f"not found at the project root, nor is {s.PROJECT_FILE}: start one, either {s.YAML_FILE} "
+    'with version: "1.1", a pipeline: with name: and DAG: "stage-1 >> stage-2", and stages: '
+    f"(each with executable_module_path: and batch: or service:), or {s.PROJECT_FILE} with "
+    '[default] PROJECT_NAME and [workflow] DAG = "stage-1 >> stage-2", and a '
+    f"{s.STAGE_FILE} in each stage's directory"
+)
 
 
-# ---------------------------------------------------------------------------- ini text
-@dataclass
-class _Ini:
-    """A parsed ini file with case-insensitive sections and keys and their line numbers."""
+def local_port_conflicts(project: ProjectConfig) -> list[tuple[str, str, int]]:
+    """(first service, second service, port) for services that share a port on one machine.
 
-    sections: dict[str, dict[str, str]]
-    key_lines: dict[tuple[str, str], int]
-    section_lines: dict[str, int]
-
-
-def _unquote(value: str) -> str:
-    value = value.strip()
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        return value[1:-1].strip()
-    return value
+    Every service of the DAG runs at once in `bodywork run` (a service keeps running after
+    its step), so these cannot all start locally; in a cluster they do not collide.
+    """
+    return checks.port_conflicts(project.dag, project.stages)
 
 
-def _read_ini(text: str, file: str, problems: list[Problem]) -> _Ini | None:
-    parser = configparser.ConfigParser(
-        interpolation=None,
-        strict=True,
-        default_section=_NO_DEFAULT_SECTION,
-        inline_comment_prefixes=("#", ";"),
+def _shared_checks(draft: Draft, files: ProjectFiles, problems: list[Problem]) -> str:
+    """Checks both formats share; returns the project name to use."""
+    values = draft.values
+    project_name = values.get(s.PROJECT_NAME.name) or files.fallback_name
+    _, name_key, _ = draft.where(None, s.PROJECT_NAME)
+    _, dag_key, _ = draft.where(None, s.DAG)
+    in_dag = [stage for step in draft.steps for stage in step]
+    problems += checks.k8s_names(
+        project_name, in_dag, draft.file, name_key, dag_key, draft.stage_noun
     )
-    try:
-        parser.read_string(text, source=file)
-    except configparser.MissingSectionHeaderError as exc:
-        problems.append(
-            Problem(file, "needs a section header such as [default] first", line=exc.lineno)
-        )
-        return None
-    except configparser.DuplicateSectionError as exc:
-        problems.append(
-            Problem(file, f"section [{exc.section}] appears twice: merge them", line=exc.lineno)
-        )
-        return None
-    except configparser.DuplicateOptionError as exc:
-        problems.append(
-            Problem(
-                file,
-                f"key appears twice in [{exc.section}]: keep one",
-                key=exc.option.upper(),
-                line=exc.lineno,
-            )
-        )
-        return None
-    except configparser.ParsingError as exc:
-        source_lines = text.split("\n")  # exc.errors holds repr()s; quote the line itself
-        for lineno, _ in exc.errors:
-            line = source_lines[lineno - 1].strip()
-            problems.append(
-                Problem(file, f"cannot parse {line!r}: expected KEY = value", line=lineno)
-            )
-        return None
-
-    ini = _Ini({}, {}, {})
-    current = None
-    for number, line in enumerate(text.split("\n"), 1):  # configparser splits on \n only
-        stripped = line.strip()
-        if stripped.startswith("[") and "]" in stripped:
-            current = stripped[1 : stripped.index("]")].strip().lower()
-            if current in ini.section_lines:
-                problems.append(
-                    Problem(file, f"section [{current}] appears twice: merge them", line=number)
-                )
-            ini.section_lines.setdefault(current, number)
-        elif current and re.match(r"^[^\s#;][^=:]*[=:]", line):
-            key = re.split(r"[=:]", line, maxsplit=1)[0].strip().lower()
-            ini.key_lines.setdefault((current, key), number)
-    for section in parser.sections():
-        merged = ini.sections.setdefault(section.strip().lower(), {})
-        for key, value in parser.items(section):
-            merged[key] = _unquote(value or "")
-    return ini
+    image = values.get(s.DOCKER_IMAGE.name)
+    if image and checks.is_original_image(image):
+        values[s.DOCKER_IMAGE.name] = None
+        file, key, line = draft.where(None, s.DOCKER_IMAGE)
+        problems.append(checks.original_image_note(file, key, image, line))
+    for first, second, port in checks.port_conflicts(draft.steps, draft.stages):
+        file, key, line = draft.where(second, s.PORT)
+        problems.append(checks.port_conflict_warning(file, key, line, first, second, port))
+    return project_name
 
 
-def _suggest(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word.lower(), options, n=1, cutoff=0.6)
-    return f" (did you mean {close[0].upper()}?)" if close else ""
+def parse_project(files: ProjectFiles, strict: bool = False) -> ProjectConfig:
+    """Validate a whole project; raise ConfigError listing every problem found.
 
-
-# ---------------------------------------------------------------------------- keys → values
-def _parse_keys(
-    ini: _Ini, file: str, keys: tuple[Key[Any], ...], active: set[str], problems: list[Problem]
-) -> dict[str, Any]:
-    """Parse the keys of the sections in `active`, reporting every problem."""
-    values: dict[str, Any] = {}
-    by_section: dict[str, dict[str, Key[Any]]] = {}
-    for key in keys:
-        by_section.setdefault(key.section, {})[key.name] = key
-    for section, known in by_section.items():
-        given = ini.sections.get(section, {})
-        for raw_key, raw_value in given.items():
-            line = ini.key_lines.get((section, raw_key))
-            if raw_key not in known:
-                hint = _suggest(raw_key, list(known))
-                problems.append(
-                    Problem(
-                        file,
-                        f"unknown key in [{section}]{hint}",
-                        key=raw_key.upper(),
-                        line=line,
-                    )
-                )
-                continue
-            if section not in active:
-                continue
-            try:
-                values[raw_key] = known[raw_key].parse(raw_value)
-            except ValueError as exc:
-                problems.append(Problem(file, str(exc), key=raw_key.upper(), line=line))
-        if section not in active:
-            continue
-        for name, key in known.items():
-            if name in given:
-                continue
-            if key.required:
-                hint = f" ({key.doc})" if key.doc else ""
-                problems.append(
-                    Problem(
-                        file,
-                        f"missing: add {name.upper()} = ... under [{section}]{hint}",
-                        key=name.upper(),
-                        line=ini.section_lines.get(section),
-                    )
-                )
-            else:
-                values[name] = key.default
-    return values
-
-
-def _parse_project_ini(files: ProjectFiles, problems: list[Problem]) -> dict[str, Any] | None:
-    if files.bodywork_ini is None:
-        problems.append(
-            Problem(
-                s.PROJECT_FILE,
-                "not found at the project root: create it with [default] PROJECT_NAME "
-                'and [workflow] DAG = "stage-1 >> stage-2"',
-            )
-        )
-        return None
-    ini = _read_ini(files.bodywork_ini, s.PROJECT_FILE, problems)
-    if ini is None:
-        return None
-    problems += checks.unknown_sections(
-        s.PROJECT_FILE, ini.sections, ini.section_lines, s.PROJECT_SECTIONS
-    )
-    values = _parse_keys(ini, s.PROJECT_FILE, s.PROJECT_KEYS, set(s.PROJECT_SECTIONS), problems)
-    values["_dag_line"] = ini.key_lines.get(("workflow", "dag"))
-    values["_on_failure_line"] = ini.key_lines.get(("workflow", "on_failure"))
-    return values
-
-
-def _parse_stage(name: str, stage_dir: StageDir, problems: list[Problem]) -> StageConfig | None:
-    file = f"{name}/{s.STAGE_FILE}"
-    if stage_dir.config_ini is None:
-        problems.append(
-            Problem(
-                file,
-                f"not found: stage '{name}' needs a {s.STAGE_FILE} with [default] STAGE_TYPE "
-                "and EXECUTABLE_SCRIPT",
-            )
-        )
-        return None
-    before = len(problems)
-    ini = _read_ini(stage_dir.config_ini, file, problems)
-    if ini is None:
-        return None
-    problems += checks.unknown_sections(file, ini.sections, ini.section_lines, s.STAGE_SECTIONS)
-    stage_type = ini.sections.get("default", {}).get("stage_type", "").lower()
-    active = {"default"}
-    if stage_type in (s.BATCH, s.SERVICE):
-        active.add(stage_type)
-        problems += checks.ignored_section(file, stage_type, ini.sections, ini.section_lines)
-    values = _parse_keys(ini, file, s.STAGE_KEYS, active, problems)
-
-    secrets = []
-    for env_var, secret in ini.sections.get("secrets", {}).items():
-        line = ini.key_lines.get(("secrets", env_var))
-        env_var = env_var.upper()  # configparser lower-cases keys; env vars are upper
-        problem = checks.secret(file, env_var, secret, line)
-        if problem is None:
-            secrets.append((env_var, secret))
-        else:
-            problems.append(problem)
-
-    script_line = ini.key_lines.get(("default", "executable_script"))
-    problems += checks.stage_files(name, stage_dir, values.get("executable_script"), script_line)
-    if len(problems) > before and any(p.severity == "error" for p in problems[before:]):
-        return None
-    return StageConfig(name=name, secrets=tuple(secrets), **values)
-
-
-def _parse_on_failure(
-    project: dict[str, Any] | None,
-    files: ProjectFiles,
-    in_dag: list[str],
-    problems: list[Problem],
-) -> StageConfig | None:
-    """[workflow] ON_FAILURE: a batch stage directory that is not also in the DAG."""
-    name = (project or {}).get("on_failure")
-    if not name:
-        return None
-    line = project["_on_failure_line"] if project else None
-    if (target := checks.on_failure_target(name, in_dag, files.dirs, line)) is not None:
-        problems.append(target)
-        return None
-    parsed = _parse_stage(name, files.dirs[name], problems)
-    if parsed is not None and (service := checks.on_failure_stage(parsed, line)) is not None:
-        problems.append(service)
-        return None
-    return parsed
-
-
-# ---------------------------------------------------------------------------- the project
-def parse_project(files: ProjectFiles) -> ProjectConfig:
-    """Validate a whole project; raise ConfigError listing every problem found."""
+    `strict`: unknown keys and sections are errors, not warnings.
+    """
     problems: list[Problem] = []
-    project = _parse_project_ini(files, problems)
-    dag_line = project["_dag_line"] if project else None
-    steps: tuple[tuple[str, ...], ...] = ()
-    if project is not None and project.get("dag"):
-        try:
-            steps = dag.parse_dag(project["dag"])
-        except dag.DagError as exc:
-            for message in exc.problems:
-                problems.append(Problem(s.PROJECT_FILE, message, key="DAG", line=dag_line))
-
-    in_dag = [stage for step in steps for stage in step]
-    stages: dict[str, StageConfig] = {}
-    for stage in in_dag:
-        if (missing := checks.stage_dir(stage, files.dirs, dag_line)) is not None:
-            problems.append(missing)
-            continue
-        parsed = _parse_stage(stage, files.dirs[stage], problems)
-        if parsed is not None:
-            stages[stage] = parsed
-    on_failure = _parse_on_failure(project, files, in_dag, problems)
-    if on_failure is not None:
-        stages[on_failure.name] = on_failure
-    if steps:
-        problems += checks.unused_dirs(files.dirs, in_dag, on_failure.name if on_failure else None)
-
-    project_name = (project or {}).get("project_name") or files.fallback_name
-    problems += checks.k8s_names(project_name, in_dag)
-    errors = [p for p in problems if p.severity == "error"]
-    if errors or project is None:
+    draft: Draft | None = None
+    if files.bodywork_ini is not None and files.bodywork_yaml is not None:
+        problems.append(Problem(s.YAML_FILE, BOTH_FILES))
+    elif files.bodywork_yaml is not None:
+        draft = yamlfile.read(files, problems, strict)
+    elif files.bodywork_ini is not None:
+        draft = inifiles.read(files, problems, strict)
+    else:
+        problems.append(Problem(s.YAML_FILE, NEITHER_FILE))
+    project_name = _shared_checks(draft, files, problems) if draft is not None else ""
+    if draft is None or any(p.severity == "error" for p in problems):
         raise ConfigError(problems)
+    values = draft.values
     return ProjectConfig(
         project_name=names.k8s_name(project_name),
-        dag=steps,
-        stages=stages,
-        docker_image=project.get("docker_image"),
-        artifacts_pvc=project.get("artifacts_pvc"),
-        on_failure=on_failure.name if on_failure else None,
-        webhook_url_secret=project.get("webhook_url_secret"),
-        log_level=project.get("log_level") or s.default_of(s.LOG_LEVEL),
-        warnings=tuple(p for p in problems if p.severity == "warning"),
+        dag=draft.steps,
+        stages=draft.stages,
+        docker_image=values.get(s.DOCKER_IMAGE.name),
+        artifacts_pvc=values.get(s.ARTIFACTS_PVC.name),
+        on_failure=draft.on_failure,
+        webhook_url_secret=values.get(s.WEBHOOK_URL_SECRET.name),
+        log_level=values.get(s.LOG_LEVEL.name) or s.default_of(s.LOG_LEVEL),
+        batch_stages_first=bool(values.get(s.BATCH_STAGES_FIRST.name, False)),
+        namespace=values.get(s.NAMESPACE.name),
+        config_file=draft.file,
+        warnings=tuple(p for p in problems if p.severity != "error"),
     )
 
 
 # ---------------------------------------------------------------------------- loading
+def _read_text(path: Path) -> str | None:
+    """A configuration file's text (UTF-8, as the original read it; a BOM is dropped)."""
+    return path.read_text(encoding="utf-8-sig", errors="replace") if path.is_file() else None
+
+
+def _file_paths(root: Path) -> tuple[frozenset[str], bool]:
+    """Every file under `root`, relative and POSIX, up to MAX_PROJECT_FILES; and whether
+    there were more."""
+    found: list[str] = []
+    for directory, subdirs, filenames in os.walk(root):
+        subdirs[:] = sorted(d for d in subdirs if d not in _SKIP_WALKING)
+        relative = Path(directory).relative_to(root).as_posix()
+        for filename in sorted(filenames):
+            found.append(filename if relative == "." else f"{relative}/{filename}")
+            if len(found) > s.MAX_PROJECT_FILES:
+                return frozenset(found[: s.MAX_PROJECT_FILES]), True
+    return frozenset(found), False
+
+
 def read_project_files(root: Path, fallback_name: str = s.FALLBACK_PROJECT_NAME) -> ProjectFiles:
-    """Snapshot a project checkout: bodywork.ini and each top-level directory's files."""
-    ini = root / s.PROJECT_FILE
+    """Snapshot a project checkout: its configuration texts, each top-level directory's files
+    (bodywork.ini projects) and, when there is a bodywork.yaml, every file's path."""
     dirs = {}
     for child in sorted(root.iterdir()):
         if not child.is_dir() or child.name.startswith(".") or child.name in _SKIP_DIRS:
             continue
-        config = child / s.STAGE_FILE
         dirs[child.name] = StageDir(
-            config_ini=config.read_text(errors="replace") if config.is_file() else None,
+            config_ini=_read_text(child / s.STAGE_FILE),
             files=frozenset(p.name for p in child.iterdir() if p.is_file()),
         )
-    text = ini.read_text(errors="replace") if ini.is_file() else None
-    return ProjectFiles(bodywork_ini=text, dirs=dirs, fallback_name=fallback_name)
+    yaml_text = _read_text(root / s.YAML_FILE)
+    paths, too_many = _file_paths(root) if yaml_text is not None else (frozenset(), False)
+    return ProjectFiles(
+        bodywork_ini=_read_text(root / s.PROJECT_FILE),
+        dirs=dirs,
+        fallback_name=fallback_name,
+        bodywork_yaml=yaml_text,
+        paths=paths,
+        too_many_files=too_many,
+    )
 
 
-def load_project(root: Path, fallback_name: str = s.FALLBACK_PROJECT_NAME) -> ProjectConfig:
-    return parse_project(read_project_files(root, fallback_name))
+def load_project(
+    root: Path, fallback_name: str = s.FALLBACK_PROJECT_NAME, strict: bool = False
+) -> ProjectConfig:
+    return parse_project(read_project_files(root, fallback_name), strict=strict)

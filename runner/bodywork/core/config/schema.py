@@ -1,68 +1,120 @@
-"""The schema of `bodywork.ini` and each stage's `config.ini`: the one place settings are declared.
+"""The schema of both configuration formats: the one place settings are declared.
 
-Every key is a `Key` here: its section, value parser (type and bounds), default and why.
-The dataclasses in `model` take their field defaults from these keys, and README.md's
-configuration table is checked against them (tests/unit/test_config_schema.py), so a
-default is written once. Also the file names, stage types, known sections and the patterns
-a `[secrets]` entry must match.
+Every key is a `Key` here: its `bodywork.ini`/`config.ini` section and name, its place in
+`bodywork.yaml` (`yaml`), its value parser (type and bounds, with the words the docs use for
+them), default and why. The dataclasses in `model` take their field defaults from these
+keys, README.md's stage table is checked against them (tests/unit/test_config_schema.py),
+and docs/configuration.md is generated from them (`docs.configuration_tables`), so a default
+is written once. Also the file names, stage types, known sections and the patterns a secret
+entry must match.
+
+Where a key lives in bodywork.yaml: project keys from the top of the file, `PIPELINE` standing
+for the project section (`pipeline:` in schema 1.1, `project:` in 1.0); stage keys from
+`stages.<name>`, e.g. `("batch", "retries")`.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
 PROJECT_FILE = "bodywork.ini"
+YAML_FILE = "bodywork.yaml"  # the original's one name for it (no bodywork.yml)
 STAGE_FILE = "config.ini"
 REQUIREMENTS_FILE = "requirements.txt"
 BATCH, SERVICE = "batch", "service"
 FALLBACK_PROJECT_NAME = "project"  # when PROJECT_NAME is unset and no repo name is known
 PROJECT_SECTIONS = ("default", "workflow", "logging", "notify")
 STAGE_SECTIONS = ("default", BATCH, SERVICE, "secrets")
-ENV_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # a [secrets] key
-SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")  # a [secrets] value
+ENV_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # a secrets key
+SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")  # a secrets value
 SECRET_NAME_MAX = 253  # Kubernetes' limit for a Secret's (DNS-1123 subdomain) name
+INT32_MAX = 2**31 - 1  # Kubernetes' int32 fields, e.g. a Job's backoffLimit
+
+# bodywork.yaml
+YAML_VERSIONS = ("1.0", "1.1")
+PIPELINE = "pipeline"  # the project section's name in schema 1.1 ...
+PROJECT_SECTION_BY_VERSION = {"1.0": "project", "1.1": PIPELINE}  # ... and in 1.0
+YAML_TOP_LEVEL = ("version", "project", PIPELINE, "stages", "logging")
+MODULE_SUFFIXES = (".py", ".ipynb")
+MAX_PROJECT_FILES = 50_000  # the snapshot of a checkout's paths stops here
+# The original's own image: naming it means "Bodywork's image", which is ours here.
+ORIGINAL_IMAGE = re.compile(
+    r"^(docker\.io/|index\.docker\.io/)?bodyworkml/bodywork-core(:[\w.-]+)?(@sha256:[0-9a-f]+)?$",
+    re.IGNORECASE,
+)
 
 
 # ---------------------------------------------------------------------------- value types
-def _text(raw: str) -> str:
+@dataclass(frozen=True)
+class Parser(Generic[T]):
+    """A value parser: text → value, or ValueError saying what is expected; `accepts` is that
+    expectation in the words of docs/configuration.md."""
+
+    fn: Callable[[str], T]
+    accepts: str
+
+    def __call__(self, raw: str) -> T:
+        return self.fn(raw)
+
+
+def _text_fn(raw: str) -> str:
     if not raw:
         raise ValueError("is empty")
     return raw
 
 
-def _int(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+_text = Parser(_text_fn, "text")
+
+
+def _whole(raw: str) -> int:
+    """A whole number, also written as an integral float ("30.0", 3e3)."""
+    try:
+        return int(raw)
+    except ValueError:
+        pass
+    try:
+        number = float(raw)
+    except ValueError:
+        raise ValueError(f"must be a whole number, got '{raw}'") from None
+    if not math.isfinite(number) or not number.is_integer():
+        raise ValueError(f"must be a whole number, got '{raw}'")
+    return int(number)
+
+
+def _int(minimum: int, maximum: int | None = None, why_maximum: str = "") -> Parser[int]:
     def parse(raw: str) -> int:
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ValueError(f"must be a whole number, got '{raw}'") from None
+        value = _whole(raw)
         if value < minimum or (maximum is not None and value > maximum):
-            upper = f" and <= {maximum}" if maximum is not None else ""
+            upper = f" and <= {maximum}{why_maximum}" if maximum is not None else ""
             raise ValueError(f"must be >= {minimum}{upper}, got {value}")
         return value
 
-    return parse
+    accepts = f"whole number {minimum}–{maximum}" if maximum else f"whole number ≥ {minimum}"
+    return Parser(parse, accepts)
 
 
-def _float(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"must be a number (e.g. 0.5), got '{raw}'") from None
-    if not math.isfinite(value):
-        raise ValueError(f"must be a number (e.g. 0.5), got '{raw}'")
-    if not value > 0:
-        raise ValueError(f"must be > 0, got {raw}")
-    return value
+def _float(minimum: float, inclusive: bool) -> Parser[float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"must be a number (e.g. 0.5), got '{raw}'") from None
+        if not math.isfinite(value):
+            raise ValueError(f"must be a number (e.g. 0.5), got '{raw}'")
+        if value < minimum or (value == minimum and not inclusive):
+            raise ValueError(f"must be {'>=' if inclusive else '>'} {minimum:g}, got {raw}")
+        return value
+
+    return Parser(parse, f"number {'≥' if inclusive else '>'} {minimum:g}")
 
 
-def _bool(raw: str) -> bool:
+def _bool_fn(raw: str) -> bool:
     lowered = raw.lower()
     if lowered in ("true", "yes", "on", "1"):
         return True
@@ -71,18 +123,44 @@ def _bool(raw: str) -> bool:
     raise ValueError(f"must be True or False, got '{raw}'")
 
 
-def _choice(*options: str) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        if raw.lower() not in options:
-            raise ValueError(f"must be one of {', '.join(options)}, got '{raw}'")
-        return raw.lower()
+_bool = Parser(_bool_fn, "true or false (any case; yes/no, on/off)")
 
-    return parse
+
+def _choice(*options: str, aliases: Mapping[str, str] | None = None) -> Parser[str]:
+    other_names = dict(aliases or {})
+
+    def parse(raw: str) -> str:
+        lowered = raw.lower()
+        if lowered in other_names:
+            return other_names[lowered]
+        if lowered not in options:
+            raise ValueError(f"must be one of {', '.join(options)}, got '{raw}'")
+        return lowered
+
+    return Parser(parse, f"one of {', '.join(options)} (any case)")
+
+
+def _version_fn(raw: str) -> str:
+    if raw not in YAML_VERSIONS:
+        raise ValueError(
+            f'must be "1.1" (or "1.0", the schema with project: instead of pipeline:), got {raw!r}'
+        )
+    return raw
+
+
+_version = Parser(_version_fn, '"1.1" or "1.0"')
+_any = Parser(str, "text")  # an `args` item: any scalar, passed as text
 
 
 @dataclass(frozen=True)
 class Key(Generic[T]):
-    """One configuration key: where it lives, how to parse it, its default and why."""
+    """One configuration key: where it lives in each format, how to parse it, default and why.
+
+    `section`/`name`: the ini section and key (also the dataclass field); for a key only
+    bodywork.yaml has (`ini=False`) the section is the stage part it belongs to. `yaml`: its
+    path in bodywork.yaml (see the module doc), None when only the ini files have it. `shape`:
+    "value", "list" (`parse` applies to each item) or "mapping" (ENV_VAR: secret-name).
+    """
 
     section: str
     name: str
@@ -90,6 +168,14 @@ class Key(Generic[T]):
     default: T | None = None  # None: unset (or, when required, no default at all)
     required: bool = False
     doc: str = ""
+    yaml: tuple[str, ...] | None = None
+    ini: bool = True
+    shape: str = "value"
+
+    @property
+    def accepts(self) -> str:
+        accepts = getattr(self.parse, "accepts", "text")
+        return f"list of {accepts}" if self.shape == "list" else str(accepts)
 
 
 def default_of(key: Key[T]) -> T:
@@ -99,24 +185,109 @@ def default_of(key: Key[T]) -> T:
     return key.default
 
 
-# ---------------------------------------------------------------------------- bodywork.ini
+# ---------------------------------------------------------------------------- the project
 PROJECT_NAME = Key(
-    "default", "project_name", _text, doc="names every object; defaults to the repo name"
+    "default",
+    "project_name",
+    _text,
+    doc="names every object (made Kubernetes-safe); defaults to the repo name",
+    yaml=(PIPELINE, "name"),
 )
 DOCKER_IMAGE = Key(
-    "default", "docker_image", _text, doc="image for stage pods; default: the controller's"
+    "default",
+    "docker_image",
+    _text,
+    doc="image for stage pods; default: the controller's (the original's "
+    "bodyworkml/bodywork-core means that too)",
+    yaml=(PIPELINE, "docker_image"),
 )
 ARTIFACTS_PVC = Key(
-    "default", "artifacts_pvc", _text, doc="existing claim for artifacts; default: created"
+    "default",
+    "artifacts_pvc",
+    _text,
+    doc="existing claim for artifacts; default: created",
+    yaml=(PIPELINE, "artifacts_pvc"),
 )
-DAG = Key("workflow", "dag", _text, required=True, doc='steps of stages, e.g. "train >> serve"')
-ON_FAILURE = Key("workflow", "on_failure", _text, doc="batch stage run when any step fails")
+DAG = Key(
+    "workflow",
+    "dag",
+    _text,
+    required=True,
+    doc='steps of stages, e.g. "train >> serve"',
+    yaml=(PIPELINE, "DAG"),
+)
+ON_FAILURE = Key(
+    "workflow",
+    "on_failure",
+    _text,
+    doc="batch stage run when any step fails",
+    yaml=(PIPELINE, "run_on_failure"),
+)
+BATCH_STAGES_FIRST = Key(
+    "workflow",
+    "batch_stages_first",
+    _bool,
+    False,
+    doc="run a step's batch stages to completion before starting its services",
+    yaml=(PIPELINE, "batch_stages_first"),
+)
 WEBHOOK_URL_SECRET = Key(
-    "notify", "webhook_url_secret", _text, doc="Secret holding WEBHOOK_URL for summaries"
+    "notify",
+    "webhook_url_secret",
+    _text,
+    doc="Secret holding WEBHOOK_URL for summaries",
+    yaml=(PIPELINE, "webhook_url_secret"),
 )
-LOG_LEVEL = Key("logging", "log_level", _choice("debug", "info", "warning", "error"), "info")
+LOG_LEVEL = Key(
+    "logging",
+    "log_level",
+    _choice(
+        "debug",
+        "info",
+        "warning",
+        "error",
+        "critical",
+        aliases={"warn": "warning", "fatal": "critical"},  # Python's other names for them
+    ),
+    "info",
+    doc="the controller's log level",
+    yaml=("logging", "log_level"),
+)
+NAMESPACE = Key(
+    "default",
+    "namespace",
+    _text,
+    doc="namespace to deploy to; default: the command line's",
+    yaml=(PIPELINE, "namespace"),
+    ini=False,
+)
+SECRETS_GROUP = Key(
+    "default",
+    "secrets_group",
+    _text,
+    doc="the stages' secrets are the Secrets named <group>-<name>",
+    yaml=(PIPELINE, "secrets_group"),
+    ini=False,
+)
+USAGE_STATS = Key(
+    "default",
+    "usage_stats",
+    _bool,
+    doc="the original's usage ping: accepted and ignored (1.0 also takes it at the top level)",
+    yaml=(PIPELINE, "usage_stats"),
+    ini=False,
+)
+VERSION = Key(
+    "default",
+    "version",
+    _version,
+    required=True,
+    doc="the bodywork.yaml schema",
+    yaml=("version",),
+    ini=False,
+)
 
-PROJECT_KEYS: tuple[Key[Any], ...] = (
+PROJECT_KEYS: tuple[Key[Any], ...] = (  # bodywork.ini
     PROJECT_NAME,
     DOCKER_IMAGE,
     ARTIFACTS_PVC,
@@ -124,41 +295,153 @@ PROJECT_KEYS: tuple[Key[Any], ...] = (
     ON_FAILURE,
     WEBHOOK_URL_SECRET,
     LOG_LEVEL,
+    BATCH_STAGES_FIRST,
+)
+YAML_PROJECT_KEYS: tuple[Key[Any], ...] = (  # bodywork.yaml, outside `stages:`
+    VERSION,
+    PROJECT_NAME,
+    DOCKER_IMAGE,
+    DAG,
+    BATCH_STAGES_FIRST,
+    ON_FAILURE,
+    NAMESPACE,
+    SECRETS_GROUP,
+    ARTIFACTS_PVC,
+    WEBHOOK_URL_SECRET,
+    USAGE_STATS,
+    LOG_LEVEL,
 )
 
-# ---------------------------------------------------------------------------- config.ini
-STAGE_TYPE = Key("default", "stage_type", _choice(BATCH, SERVICE), required=True)
+# ---------------------------------------------------------------------------- a stage
+STAGE_TYPE = Key(
+    "default",
+    "stage_type",
+    _choice(BATCH, SERVICE),
+    required=True,
+    doc="batch (runs to completion) or service (keeps serving on PORT)",
+)
 EXECUTABLE_SCRIPT = Key(
     "default", "executable_script", _text, required=True, doc="module in the stage dir"
 )
-CPU_REQUEST = Key("default", "cpu_request", _float, 0.5, doc="cores reserved for the stage's pod")
+EXECUTABLE_MODULE_PATH = Key(
+    "default",
+    "executable_module_path",
+    _text,
+    required=True,
+    doc="the stage's .py or .ipynb, relative to the project root (several stages may share "
+    "a folder); it runs in its folder",
+    yaml=("executable_module_path",),
+    ini=False,
+)
+ARGS = Key(
+    "default",
+    "args",
+    _any,
+    doc="arguments for the module's command line",
+    yaml=("args",),
+    ini=False,
+    shape="list",
+)
+REQUIREMENTS = Key(
+    "default",
+    "requirements",
+    _text,
+    doc="pip requirement specifiers installed before the module runs",
+    yaml=("requirements",),
+    ini=False,
+    shape="list",
+)
+SECRETS = Key(
+    "secrets",
+    "secrets",
+    _text,
+    doc="env var ENV_VAR from key ENV_VAR of Kubernetes Secret secret-name",
+    yaml=("secrets",),
+    ini=False,
+    shape="mapping",
+)
+CPU_REQUEST = Key(
+    "default",
+    "cpu_request",
+    _float(0, inclusive=True),
+    0.5,
+    doc="cores reserved for the stage's pod; 0: no reservation",
+    yaml=("cpu_request",),
+)
 MEMORY_REQUEST_MB = Key(
-    "default", "memory_request_mb", _int(1), 512, doc="MiB reserved; sklearn+pandas ~300"
+    "default",
+    "memory_request_mb",
+    _int(0),
+    512,
+    doc="MiB reserved; sklearn+pandas ~300",
+    yaml=("memory_request_mb",),
 )
-CPU_LIMIT = Key("default", "cpu_limit", _float, doc="cores; unset = no limit")
+CPU_LIMIT = Key(
+    "default",
+    "cpu_limit",
+    _float(0, inclusive=False),
+    doc="cores; unset = no limit",
+    yaml=("cpu_limit",),
+)
 MEMORY_LIMIT_MB = Key(
-    "default", "memory_limit_mb", _int(1), doc="MiB; unset = no limit (OOMKilled above)"
+    "default",
+    "memory_limit_mb",
+    _int(1),
+    doc="MiB; unset = no limit (OOMKilled above)",
+    yaml=("memory_limit_mb",),
 )
-RETRIES = Key("batch", "retries", _int(0, 10), 0, doc="extra attempts after a failure")
+MAX_INSTALL_TIME_SECONDS = Key(
+    "default",
+    "max_install_time_seconds",
+    _int(1),
+    1800,
+    doc="bound on fetching the code and installing requirements, per attempt, apart from "
+    "the stage's own time",
+    yaml=("max_install_time_seconds",),
+)
+RETRIES = Key(
+    BATCH,
+    "retries",
+    _int(0, INT32_MAX, " (Kubernetes' backoffLimit is a 32-bit number)"),
+    0,
+    doc="extra attempts after a failure",
+    yaml=(BATCH, "retries"),
+)
 MAX_COMPLETION_TIME_SECONDS = Key(
-    "batch",
+    BATCH,
     "max_completion_time_seconds",
     _int(1),
     3600,
-    doc="deadline for all attempts, install included: a stuck job fails, never hangs",
+    doc="time limit on the stage's own code (fetch and install not included)",
+    yaml=(BATCH, "max_completion_time_seconds"),
 )
-REPLICAS = Key("service", "replicas", _int(1, 100), 1)
+REPLICAS = Key(SERVICE, "replicas", _int(1, 100), 1, doc="pods", yaml=(SERVICE, "replicas"))
 MAX_STARTUP_TIME_SECONDS = Key(
-    "service",
+    SERVICE,
     "max_startup_time_seconds",
     _int(1),
     120,
-    doc="from start to PORT accepting connections, dependency install included",
+    doc="from the module's start to PORT accepting connections (install not included)",
+    yaml=(SERVICE, "max_startup_time_seconds"),
 )
-PORT = Key("service", "port", _int(1, 65535), required=True, doc="port the service listens on")
-INGRESS = Key("service", "ingress", _bool, False, doc="expose at /<namespace>/<project>--<stage>")
+PORT = Key(
+    SERVICE,
+    "port",
+    _int(1, 65535),
+    required=True,
+    doc="port the service listens on",
+    yaml=(SERVICE, "port"),
+)
+INGRESS = Key(
+    SERVICE,
+    "ingress",
+    _bool,
+    False,
+    doc="expose at /<namespace>/<project>--<stage>",
+    yaml=(SERVICE, "ingress"),
+)
 
-STAGE_KEYS: tuple[Key[Any], ...] = (
+STAGE_KEYS: tuple[Key[Any], ...] = (  # each stage's config.ini
     STAGE_TYPE,
     EXECUTABLE_SCRIPT,
     CPU_REQUEST,
@@ -167,8 +450,35 @@ STAGE_KEYS: tuple[Key[Any], ...] = (
     MEMORY_LIMIT_MB,
     RETRIES,
     MAX_COMPLETION_TIME_SECONDS,
+    MAX_INSTALL_TIME_SECONDS,
     REPLICAS,
     MAX_STARTUP_TIME_SECONDS,
     PORT,
     INGRESS,
 )
+YAML_STAGE_KEYS: tuple[Key[Any], ...] = (  # bodywork.yaml, under stages.<name>
+    EXECUTABLE_MODULE_PATH,
+    ARGS,
+    REQUIREMENTS,
+    SECRETS,
+    CPU_REQUEST,
+    MEMORY_REQUEST_MB,
+    CPU_LIMIT,
+    MEMORY_LIMIT_MB,
+    MAX_INSTALL_TIME_SECONDS,
+    RETRIES,
+    MAX_COMPLETION_TIME_SECONDS,
+    REPLICAS,
+    MAX_STARTUP_TIME_SECONDS,
+    PORT,
+    INGRESS,
+)
+
+
+def yaml_path(key: Key[Any], version: str) -> tuple[str, ...]:
+    """A project key's path in a bodywork.yaml of this schema version."""
+    if key.yaml is None:
+        raise ValueError(f"{key.name.upper()} is not a bodywork.yaml key")
+    if key.yaml[0] == PIPELINE:
+        return (PROJECT_SECTION_BY_VERSION.get(version, PIPELINE), *key.yaml[1:])
+    return key.yaml

@@ -1,0 +1,329 @@
+"""The ini format: `bodywork.ini` at the root and a `config.ini` in each stage's directory.
+
+`read_ini` parses one file with case-insensitive sections and keys and their line numbers;
+`parse_keys` turns its values into typed ones with the `schema`, reporting every unknown
+(a warning, an error under strict), missing or bad key with a did-you-mean; `read` builds a
+`Draft` of the project from a `ProjectFiles` snapshot. A stage is the directory named in the
+DAG; its module is `EXECUTABLE_SCRIPT` in that directory, beside its requirements.txt.
+"""
+
+from __future__ import annotations
+
+import configparser
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from bodywork.core import dag
+from bodywork.core.config import checks
+from bodywork.core.config import schema as s
+from bodywork.core.config.draft import Draft, severity
+from bodywork.core.config.model import ProjectFiles, StageConfig, StageDir
+from bodywork.core.config.schema import Key
+from bodywork.core.errors import Problem
+
+_NO_DEFAULT_SECTION = "\0none"  # stop configparser treating [DEFAULT] specially
+
+
+# ---------------------------------------------------------------------------- ini text
+@dataclass
+class Ini:
+    """A parsed ini file with case-insensitive sections and keys and their line numbers."""
+
+    sections: dict[str, dict[str, str]]
+    key_lines: dict[tuple[str, str], int]
+    section_lines: dict[str, int]
+
+
+def _unquote(value: str) -> str:
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1].strip()
+    return value
+
+
+def read_ini(text: str, file: str, problems: list[Problem]) -> Ini | None:
+    parser = configparser.ConfigParser(
+        interpolation=None,
+        strict=True,
+        default_section=_NO_DEFAULT_SECTION,
+        inline_comment_prefixes=("#", ";"),
+    )
+    try:
+        parser.read_string(text, source=file)
+    except configparser.MissingSectionHeaderError as exc:
+        problems.append(
+            Problem(file, "needs a section header such as [default] first", line=exc.lineno)
+        )
+        return None
+    except configparser.DuplicateSectionError as exc:
+        problems.append(
+            Problem(file, f"section [{exc.section}] appears twice: merge them", line=exc.lineno)
+        )
+        return None
+    except configparser.DuplicateOptionError as exc:
+        problems.append(
+            Problem(
+                file,
+                f"key appears twice in [{exc.section}]: keep one",
+                key=exc.option.upper(),
+                line=exc.lineno,
+            )
+        )
+        return None
+    except configparser.ParsingError as exc:
+        source_lines = text.split("\n")  # exc.errors holds repr()s; quote the line itself
+        for lineno, _ in exc.errors:
+            line = source_lines[lineno - 1].strip()
+            problems.append(
+                Problem(file, f"cannot parse {line!r}: expected KEY = value", line=lineno)
+            )
+        return None
+
+    ini = Ini({}, {}, {})
+    current = None
+    for number, line in enumerate(text.split("\n"), 1):  # configparser splits on \n only
+        stripped = line.strip()
+        if stripped.startswith("[") and "]" in stripped:
+            current = stripped[1 : stripped.index("]")].strip().lower()
+            if current in ini.section_lines:
+                problems.append(
+                    Problem(file, f"section [{current}] appears twice: merge them", line=number)
+                )
+            ini.section_lines.setdefault(current, number)
+        elif current and re.match(r"^[^\s#;][^=:]*[=:]", line):
+            key = re.split(r"[=:]", line, maxsplit=1)[0].strip().lower()
+            ini.key_lines.setdefault((current, key), number)
+    for section in parser.sections():
+        merged = ini.sections.setdefault(section.strip().lower(), {})
+        for key, value in parser.items(section):
+            merged[key] = _unquote(value or "")
+    return ini
+
+
+def _unknown_key_hint(raw_key: str, section: str, keys: tuple[Key[Any], ...]) -> str:
+    """'did you mean X?', or where the key belongs when it is another section's."""
+    elsewhere = [k for k in keys if k.name == raw_key and k.section != section]
+    if elsewhere:
+        return f" ({raw_key.upper()} belongs in [{elsewhere[0].section}])"
+    in_section = [k.name for k in keys if k.section == section]
+    close = checks.closest(raw_key, in_section)
+    if close:
+        return f" (did you mean {close.upper()}?)"
+    close = checks.closest(raw_key, [k.name for k in keys])  # misspelt and misplaced
+    if close:
+        section_of = next(k.section for k in keys if k.name == close)
+        return f" (did you mean {close.upper()}, in [{section_of}]?)"
+    yaml_only = [
+        k for k in (*s.YAML_PROJECT_KEYS, *s.YAML_STAGE_KEYS) if k.name == raw_key and not k.ini
+    ]
+    if yaml_only:
+        return f" ({raw_key.upper()} is a {s.YAML_FILE} key)"
+    return ""
+
+
+# ---------------------------------------------------------------------------- keys → values
+def parse_keys(
+    ini: Ini,
+    file: str,
+    keys: tuple[Key[Any], ...],
+    active: set[str],
+    problems: list[Problem],
+    strict: bool = False,
+) -> dict[str, Any]:
+    """Parse the keys of the sections in `active`, reporting every problem."""
+    values: dict[str, Any] = {}
+    by_section: dict[str, dict[str, Key[Any]]] = {}
+    for key in keys:
+        by_section.setdefault(key.section, {})[key.name] = key
+    for section, known in by_section.items():
+        given = ini.sections.get(section, {})
+        for raw_key, raw_value in given.items():
+            line = ini.key_lines.get((section, raw_key))
+            if raw_key not in known:
+                hint = _unknown_key_hint(raw_key, section, keys)
+                problems.append(
+                    Problem(
+                        file,
+                        f"unknown key in [{section}]{hint}",
+                        key=raw_key.upper(),
+                        line=line,
+                        severity=severity(strict),
+                    )
+                )
+                continue
+            if section not in active:
+                continue
+            try:
+                values[raw_key] = known[raw_key].parse(raw_value)
+            except ValueError as exc:
+                problems.append(Problem(file, str(exc), key=raw_key.upper(), line=line))
+        if section not in active:
+            continue
+        for name, key in known.items():
+            if name in given:
+                continue
+            if key.required:
+                hint = f" ({key.doc})" if key.doc else ""
+                problems.append(
+                    Problem(
+                        file,
+                        f"missing: add {name.upper()} = ... under [{section}]{hint}",
+                        key=name.upper(),
+                        line=ini.section_lines.get(section),
+                    )
+                )
+            else:
+                values[name] = key.default
+    return values
+
+
+def _parse_project_ini(
+    files: ProjectFiles, problems: list[Problem], strict: bool
+) -> tuple[dict[str, Any], Ini] | None:
+    assert files.bodywork_ini is not None
+    ini = read_ini(files.bodywork_ini, s.PROJECT_FILE, problems)
+    if ini is None:
+        return None
+    problems += checks.unknown_sections(
+        s.PROJECT_FILE, ini.sections, ini.section_lines, s.PROJECT_SECTIONS, severity(strict)
+    )
+    values = parse_keys(
+        ini, s.PROJECT_FILE, s.PROJECT_KEYS, set(s.PROJECT_SECTIONS), problems, strict
+    )
+    return values, ini
+
+
+def _parse_stage(
+    name: str,
+    stage_dir: StageDir,
+    problems: list[Problem],
+    strict: bool,
+    lines: dict[tuple[str | None, str], int],
+) -> StageConfig | None:
+    file = f"{name}/{s.STAGE_FILE}"
+    if stage_dir.config_ini is None:
+        problems.append(
+            Problem(
+                file,
+                f"not found: stage '{name}' needs a {s.STAGE_FILE} with [default] STAGE_TYPE "
+                "and EXECUTABLE_SCRIPT",
+            )
+        )
+        return None
+    before = len(problems)
+    ini = read_ini(stage_dir.config_ini, file, problems)
+    if ini is None:
+        return None
+    problems += checks.unknown_sections(
+        file, ini.sections, ini.section_lines, s.STAGE_SECTIONS, severity(strict)
+    )
+    stage_type = ini.sections.get("default", {}).get("stage_type", "").lower()
+    active = {"default"}
+    if stage_type in (s.BATCH, s.SERVICE):
+        active.add(stage_type)
+        problems += checks.ignored_section(file, stage_type, ini.sections, ini.section_lines)
+    values = parse_keys(ini, file, s.STAGE_KEYS, active, problems, strict)
+    for key in s.STAGE_KEYS:
+        if (line := ini.key_lines.get((key.section, key.name))) is not None:
+            lines[(name, key.name)] = line
+
+    secrets = []
+    for env_var, secret in ini.sections.get("secrets", {}).items():
+        line = ini.key_lines.get(("secrets", env_var))
+        env_var = env_var.upper()  # configparser lower-cases keys; env vars are upper
+        secret = secret.lower()  # as the original did: Kubernetes names are lower-case
+        problem = checks.secret(file, env_var, secret, line)
+        if problem is None:
+            secrets.append((env_var, secret))
+        else:
+            problems.append(problem)
+
+    script = values.pop("executable_script", None)
+    script_line = ini.key_lines.get(("default", "executable_script"))
+    problems += checks.stage_files(name, stage_dir, script, script_line)
+    if len(problems) > before and any(p.severity == "error" for p in problems[before:]):
+        return None
+    return StageConfig(name=name, module_path=f"{name}/{script}", secrets=tuple(secrets), **values)
+
+
+def _parse_on_failure(
+    name: str | None,
+    files: ProjectFiles,
+    in_dag: list[str],
+    line: int | None,
+    problems: list[Problem],
+    strict: bool,
+    lines: dict[tuple[str | None, str], int],
+) -> StageConfig | None:
+    """[workflow] ON_FAILURE: a batch stage directory that is not also in the DAG."""
+    if not name:
+        return None
+    if (target := checks.on_failure_target(name, in_dag, files.dirs, line)) is not None:
+        problems.append(target)
+        return None
+    parsed = _parse_stage(name, files.dirs[name], problems, strict, lines)
+    if parsed is not None and (service := checks.on_failure_stage(parsed, line)) is not None:
+        problems.append(service)
+        return None
+    return parsed
+
+
+# ---------------------------------------------------------------------------- the project
+def read(files: ProjectFiles, problems: list[Problem], strict: bool) -> Draft | None:
+    """bodywork.ini and the DAG's config.ini files → a Draft, every problem in `problems`."""
+    parsed = _parse_project_ini(files, problems, strict)
+    values, ini = parsed if parsed is not None else ({}, None)
+    lines: dict[tuple[str | None, str], int] = {}
+    if ini is not None:
+        for key in s.PROJECT_KEYS:
+            if (line := ini.key_lines.get((key.section, key.name))) is not None:
+                lines[(None, key.name)] = line
+    dag_line = lines.get((None, s.DAG.name))
+    steps: tuple[tuple[str, ...], ...] = ()
+    if values.get("dag"):
+        try:
+            steps = dag.parse_dag(values["dag"])
+        except dag.DagError as exc:
+            for message in exc.problems:
+                problems.append(Problem(s.PROJECT_FILE, message, key="DAG", line=dag_line))
+
+    in_dag = [stage for step in steps for stage in step]
+    stages: dict[str, StageConfig] = {}
+    for stage in in_dag:
+        if (missing := checks.stage_dir(stage, files.dirs, dag_line)) is not None:
+            problems.append(missing)
+            continue
+        stage_config = _parse_stage(stage, files.dirs[stage], problems, strict, lines)
+        if stage_config is not None:
+            stages[stage] = stage_config
+    on_failure = _parse_on_failure(
+        values.get("on_failure"),
+        files,
+        in_dag,
+        lines.get((None, s.ON_FAILURE.name)),
+        problems,
+        strict,
+        lines,
+    )
+    if on_failure is not None:
+        stages[on_failure.name] = on_failure
+    if steps:
+        problems += checks.unused_dirs(files.dirs, in_dag, on_failure.name if on_failure else None)
+    if parsed is None:
+        return None
+
+    def where(stage: str | None, key: Key[Any]) -> tuple[str, str, int | None]:
+        file = s.PROJECT_FILE if stage is None else f"{stage}/{s.STAGE_FILE}"
+        return file, key.name.upper(), lines.get((stage, key.name))
+
+    values.pop("dag", None)
+    return Draft(
+        file=s.PROJECT_FILE,
+        values=values,
+        steps=steps,
+        stages=stages,
+        on_failure=on_failure.name if on_failure else None,
+        where=where,
+        stage_noun="directory",
+    )
