@@ -13,6 +13,9 @@ GIT_COMMIT = "BODYWORK_GIT_COMMIT"
 ARTIFACTS_DIR = "BODYWORK_ARTIFACTS_DIR"
 FAILED_STAGE = "BODYWORK_FAILED_STAGE"  # for the on-failure stage
 FAILURE_REASON = "BODYWORK_FAILURE_REASON"
+# The same facts under the original Bodywork's names, which its users' stage code reads.
+ORIGINAL_GIT_COMMIT = "GIT_COMMIT_HASH"
+ORIGINAL_FAILURE_MESSAGE = "EXCEPTION_MESSAGE"  # for the on-failure stage
 
 # Git credentials. The values are paths, except the token, which only travels in the env.
 GIT_SSH_DIR = "BODYWORK_GIT_SSH_DIR"  # a directory with `ssh-privatekey` and `known_hosts`

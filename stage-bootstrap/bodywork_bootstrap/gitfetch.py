@@ -66,10 +66,23 @@ class FetchError(Exception):
     pass
 
 
-def _git(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
-    )
+class FetchTimedOut(FetchError):
+    """The fetch did not finish by its deadline (git was stopped)."""
+
+
+def _git(
+    args: list[str], cwd: Path, env: dict[str, str], deadline: float | None = None
+) -> subprocess.CompletedProcess[str]:
+    timeout = None if deadline is None else deadline - time.monotonic()
+    if timeout is not None and timeout <= 0:
+        raise FetchTimedOut(f"no time left to run git {args[0]}")
+    try:
+        return subprocess.run(
+            ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False,
+            timeout=timeout,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise FetchTimedOut(f"git {args[0]} did not finish in time") from None
 
 
 def explain_auth_failure(stderr: str, url: str | None = None) -> str | None:
@@ -221,25 +234,38 @@ def git_env(
     return env
 
 
-def fetch_commit(url: str, commit: str, dest: Path, env: Mapping[str, str] | None = None) -> None:
-    """Make `dest` a checkout of exactly `commit` from `url`."""
+def fetch_commit(
+    url: str,
+    commit: str,
+    dest: Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    deadline: float | None = None,
+) -> None:
+    """Make `dest` a checkout of exactly `commit` from `url`.
+
+    `deadline` (a `time.monotonic()` value): git is stopped then and FetchTimedOut raised."""
     env = git_env(env, url=url)
     dest.mkdir(parents=True, exist_ok=True)
-    _git(["init", "-q"], dest, env)
+    _git(["init", "-q"], dest, env, deadline)
     result = None
     for attempt in range(1, FETCH_ATTEMPTS + 1):
-        result = _git(["fetch", "-q", "--depth", "1", "--no-tags", url, commit], dest, env)
+        fetch = ["fetch", "-q", "--depth", "1", "--no-tags", url, commit]
+        result = _git(fetch, dest, env, deadline)
         if result.returncode == 0 or not _TRANSIENT.search(result.stderr):
             break
+        delay = RETRY_DELAY_SECONDS * attempt
+        if deadline is not None and time.monotonic() + delay >= deadline:
+            break  # no time for another attempt: report this one's reason
         if attempt < FETCH_ATTEMPTS:
-            time.sleep(RETRY_DELAY_SECONDS * attempt)
+            time.sleep(delay)
     assert result is not None
     if result.returncode != 0 and _NO_SHA_FETCH.search(result.stderr):
-        result = _git(
-            ["fetch", "-q", "--no-tags", url, "+refs/heads/*:refs/remotes/origin/*"], dest, env
-        )
+        branches = ["fetch", "-q", "--no-tags", url, "+refs/heads/*:refs/remotes/origin/*"]
+        result = _git(branches, dest, env, deadline)
     if result.returncode != 0:
         raise FetchError(f"cannot fetch {redact(url)} at {commit}: {_reason(result.stderr, url)}")
-    checkout = _git(["-c", "advice.detachedHead=false", "checkout", "-q", commit], dest, env)
+    switch = ["-c", "advice.detachedHead=false", "checkout", "-q", commit]
+    checkout = _git(switch, dest, env, deadline)
     if checkout.returncode != 0:
         raise FetchError(f"commit {commit} is not in {redact(url)}: {_reason(checkout.stderr)}")

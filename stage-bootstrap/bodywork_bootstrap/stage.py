@@ -1,28 +1,47 @@
-"""`bodywork stage`: fetch, install, run one stage; exit with the stage's own exit code."""
+"""`bodywork stage`: fetch, install, run one stage; exit with the stage's own exit code.
+
+    bodywork stage --repo URL --commit SHA --stage NAME --module PATH [options] [-- ARGS...]
+
+PATH is relative to the project root (the checkout, or --project-dir inside it), such as
+`pipeline/train.py` or `stage_1/main.py`; a `.ipynb` module runs as a notebook. Everything
+after a literal `--` is passed on to the module. `--script FILE` is the older form: the
+module is `<stage>/<FILE>` and its requirements `<stage>/requirements.txt`.
+
+Time limits count from the moment the module's process starts, so installing requirements
+never uses up MAX_COMPLETION_TIME_SECONDS or MAX_STARTUP_TIME_SECONDS; fetching and
+installing together have their own bound (--max-install-seconds).
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from bodywork_bootstrap import (
     EXIT_FETCH_FAILED,
     EXIT_INSTALL_FAILED,
+    EXIT_NOT_READY,
+    EXIT_RUN_TIMED_OUT,
     EXIT_STAGE_INVALID,
     envnames,
     gitfetch,
     redaction,
+    supervise,
     venv,
 )
+from bodywork_bootstrap.supervise import FORWARDED_SIGNALS, run_child
 
-FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+__all__ = ["FORWARDED_SIGNALS", "build_parser", "main", "run_child"]
+
+MODULE_ARGS_SEPARATOR = "--"  # what follows it on the command line goes to the module
+NOTEBOOK_SUFFIX = ".ipynb"
+NOTEBOOK_RUNNER = Path(__file__).resolve().with_name("notebook.py")  # run by the venv's python
+INLINE_REQUIREMENTS_FILE = "stage-requirements.txt"  # in the workdir, never in the checkout
 
 
 def _say(message: str) -> None:
@@ -40,15 +59,64 @@ def _fail(code: int, message: str, termination_log: str | None) -> int:
     return code
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds: {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"not a port number (1-65535): {text!r}")
+    return value
+
+
+def _n(seconds: float) -> str:
+    return f"{seconds:g}"  # 30.0 → "30", as the user wrote it in the config
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bodywork stage",
         description="Run one stage of a Bodywork project at a pinned commit.",
+        epilog="Arguments after a literal `--` are passed to the module.",
+        allow_abbrev=False,
     )
     parser.add_argument("--repo", required=True, help="git URL of the project")
     parser.add_argument("--commit", required=True, help="full commit SHA to run")
-    parser.add_argument("--stage", required=True, help="stage directory name")
-    parser.add_argument("--script", required=True, help="module inside the stage directory")
+    parser.add_argument(
+        "--stage", required=True, help=f"the stage's name ({envnames.STAGE}, venv naming)"
+    )
+    module = parser.add_mutually_exclusive_group(required=True)
+    module.add_argument(
+        "--module", default=None, help="module to run, relative to the project root (POSIX)"
+    )
+    module.add_argument(
+        "--script",
+        default=None,
+        help="older form: the module <stage>/SCRIPT, requirements <stage>/requirements.txt",
+    )
+    requirements = parser.add_mutually_exclusive_group()
+    requirements.add_argument(
+        "--requirements-file",
+        default=None,
+        help="requirements file relative to the project root (missing: no requirements)",
+    )
+    requirements.add_argument(
+        "--requirement",
+        action="append",
+        default=None,
+        metavar="SPEC",
+        help="one requirement of the stage's inline list (repeatable)",
+    )
     parser.add_argument("--project", default="", help=f"project name ({envnames.PROJECT})")
     parser.add_argument("--run-id", default="", help=f"run id ({envnames.RUN_ID})")
     parser.add_argument("--project-dir", default="", help="project root inside the repo")
@@ -57,67 +125,162 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache-dir", default=None, help="uv cache shared by stages")
     parser.add_argument("--artifacts-dir", default=None, help=envnames.ARTIFACTS_DIR)
     parser.add_argument("--termination-log", default=None, help="file for the failure reason")
+    parser.add_argument(
+        "--max-install-seconds",
+        type=_seconds,
+        default=None,
+        metavar="N",
+        help="bound on fetching and installing together (MAX_INSTALL_TIME_SECONDS)",
+    )
+    parser.add_argument(
+        "--max-run-seconds",
+        type=_seconds,
+        default=None,
+        metavar="N",
+        help="batch: stop the module N s after it starts (MAX_COMPLETION_TIME_SECONDS)",
+    )
+    parser.add_argument(
+        "--port", type=_port, default=None, metavar="P", help="service: the port it listens on"
+    )
+    parser.add_argument(
+        "--max-startup-seconds",
+        type=_seconds,
+        default=None,
+        metavar="N",
+        help="service: stop it unless it listens on --port within N s of starting "
+        "(MAX_STARTUP_TIME_SECONDS)",
+    )
     return parser
 
 
-def run_child(command: list[str], cwd: Path, env: dict[str, str]) -> int:
-    """Run the stage's module, forwarding termination signals; return its exit status."""
-    received: list[int] = []
-    child: subprocess.Popen[bytes] | None = None
+def split_module_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(the bootstrapper's own arguments, the module's: everything after the first `--`)."""
+    if MODULE_ARGS_SEPARATOR in argv:
+        at = argv.index(MODULE_ARGS_SEPARATOR)
+        return argv[:at], argv[at + 1 :]
+    return argv, []
 
-    def forward(signum: int, _frame: object) -> None:
-        received.append(signum)
-        if child is not None and child.poll() is None:
-            child.send_signal(signum)
 
-    # Handlers go in before the child starts, so a signal in between is not lost.
-    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
-    try:
-        child = subprocess.Popen(command, cwd=cwd, env=env)
-        for signum in received:  # arrived while the child was being started
-            child.send_signal(signum)
-        code = child.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return 128 - code if code < 0 else code  # killed by signal N → 128+N, as shells do
+def path_problem(path: str, what: str) -> str | None:
+    """Why `path` cannot name a file of the project (before looking at the checkout)."""
+    pure = PurePosixPath(path)
+    if pure.is_absolute():
+        return f"{what} '{path}' must be relative to the project root, not absolute"
+    if ".." in pure.parts:
+        return f"{what} '{path}' must not contain '..': it must stay inside the project"
+    return None
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    own, module_args = split_module_args(list(sys.argv[1:] if argv is None else argv))
+    parser = build_parser()
+    args = parser.parse_args(own)
+    if args.max_startup_seconds is not None and args.port is None:
+        parser.error("--max-startup-seconds needs --port")
     started = time.monotonic()
+    log = args.termination_log
+    stage = args.stage
+    if args.module is not None:
+        module = args.module
+        requirements_file = args.requirements_file
+    else:  # the older form: everything of the stage sits in the directory named after it
+        module = f"{stage}/{args.script}"
+        requirements_file = args.requirements_file
+        if requirements_file is None and args.requirement is None:
+            requirements_file = f"{stage}/requirements.txt"
+    problem = path_problem(module, "module path")
+    if problem is None and requirements_file is not None:
+        problem = path_problem(requirements_file, "requirements file")
+    if problem is None and args.requirement and any("\n" in r for r in args.requirement):
+        problem = "a requirement of the stage's list spans lines: give one requirement each"
+    if problem:
+        return _fail(EXIT_STAGE_INVALID, problem, log)
+    deadline = None if args.max_install_seconds is None else started + args.max_install_seconds
+
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bodywork-stage-"))
     checkout = workdir / "src"
     _say(f"fetching {redaction.redact(args.repo)} at {args.commit[:12]}")
     try:
-        gitfetch.fetch_commit(args.repo, args.commit, checkout)
+        gitfetch.fetch_commit(args.repo, args.commit, checkout, deadline=deadline)
+    except gitfetch.FetchTimedOut:
+        return _fail(
+            EXIT_FETCH_FAILED,
+            f"fetching the code for stage '{stage}' took longer than "
+            f"{_n(args.max_install_seconds)} s (MAX_INSTALL_TIME_SECONDS, which bounds "
+            "fetching and installing together): raise it, or check the Git server",
+            log,
+        )
     except gitfetch.FetchError as exc:
-        return _fail(EXIT_FETCH_FAILED, str(exc), args.termination_log)
+        return _fail(EXIT_FETCH_FAILED, str(exc), log)
     finally:
         gitfetch.forget_private_keys()  # the stage's code never finds a copy of the key
+    fetched = time.monotonic()
 
+    root = checkout.resolve()
     project_root = (checkout / args.project_dir).resolve()
-    stage_dir = project_root / args.stage
-    script = stage_dir / args.script
-    if not script.is_file():
+    if not _inside(project_root, root):
+        return _fail(
+            EXIT_STAGE_INVALID, f"project dir '{args.project_dir}' is outside the checkout", log
+        )
+    script = project_root / module
+    if not _inside(script.resolve(), root):
         return _fail(
             EXIT_STAGE_INVALID,
-            f"{args.stage}/{args.script} does not exist at commit {args.commit[:12]}",
-            args.termination_log,
+            f"module path '{module}' resolves outside the checkout (through a symlink)",
+            log,
+        )
+    if not script.is_file():
+        return _fail(
+            EXIT_STAGE_INVALID, f"{module} does not exist at commit {args.commit[:12]}", log
         )
 
+    if requirements_file is not None:
+        requirements = project_root / requirements_file
+        if not _inside(requirements.resolve(), root):
+            return _fail(
+                EXIT_STAGE_INVALID,
+                f"requirements file '{requirements_file}' resolves outside the checkout "
+                "(through a symlink)",
+                log,
+            )
+        install_cwd = requirements.parent  # `./mylib` is the checkout's, next to the file
+        label = requirements.name
+    else:  # the inline list (or none): written outside the checkout, the key is its text
+        requirements = workdir / INLINE_REQUIREMENTS_FILE
+        requirements.write_text("".join(f"{spec}\n" for spec in args.requirement or []))
+        install_cwd = script.parent
+        label = "the stage's requirements"
     venv_root = Path(args.venv_root) if args.venv_root else workdir / "venvs"
     cache_dir = Path(args.cache_dir) if args.cache_dir else None
     try:
         python = venv.ensure_venv(
-            stage_dir / "requirements.txt", venv_root, args.stage, cache_dir, _say
+            requirements,
+            venv_root,
+            stage,
+            cache_dir,
+            _say,
+            install_cwd=install_cwd,
+            deadline=deadline,
+            label=label,
+            listed=requirements_file is None,
+        )
+    except venv.InstallTimedOut:
+        return _fail(
+            EXIT_INSTALL_FAILED,
+            f"installing requirements for stage '{stage}' took longer than "
+            f"{_n(args.max_install_seconds)} s (MAX_INSTALL_TIME_SECONDS): raise it, "
+            "or trim requirements",
+            log,
         )
     except venv.InstallError as exc:
         return _fail(
-            EXIT_INSTALL_FAILED,
-            f"cannot install requirements for stage '{args.stage}': {exc}",
-            args.termination_log,
+            EXIT_INSTALL_FAILED, f"cannot install requirements for stage '{stage}': {exc}", log
         )
+    installed = time.monotonic()
 
     artifacts = Path(args.artifacts_dir or workdir / "artifacts")
     artifacts.mkdir(parents=True, exist_ok=True)
@@ -133,11 +296,38 @@ def main(argv: list[str] | None = None) -> int:
     env.update(
         {
             envnames.PROJECT: args.project,
-            envnames.STAGE: args.stage,
+            envnames.STAGE: stage,
             envnames.RUN_ID: args.run_id,
             envnames.GIT_COMMIT: args.commit,
             envnames.ARTIFACTS_DIR: str(artifacts),
         }
     )
-    _say(f"ready in {time.monotonic() - started:.2f}s; running {args.stage}/{args.script}")
-    return run_child([str(python), "-u", str(script)], stage_dir, env)
+    command = [str(python), "-u", str(script), *module_args]
+    if script.suffix == NOTEBOOK_SUFFIX:
+        command = [str(python), "-u", str(NOTEBOOK_RUNNER), str(script), *module_args]
+    limits = supervise.Limits(
+        max_run_seconds=args.max_run_seconds,
+        port=args.port,
+        max_startup_seconds=args.max_startup_seconds,
+    )
+    _say(
+        f"prepared in {time.monotonic() - started:.2f}s (fetch {fetched - started:.2f}s, "
+        f"install {installed - fetched:.2f}s); running {module}"
+    )
+    outcome = run_child(command, script.parent, env, limits, _say)
+    if outcome.how == supervise.RUN_TIMED_OUT:
+        return _fail(
+            EXIT_RUN_TIMED_OUT,
+            f"stage code ran longer than {_n(args.max_run_seconds)} s "
+            "(MAX_COMPLETION_TIME_SECONDS; installation is not counted)",
+            log,
+        )
+    if outcome.how == supervise.NOT_READY:
+        return _fail(
+            EXIT_NOT_READY,
+            f"service did not listen on port {args.port} within "
+            f"{_n(args.max_startup_seconds)} s of starting "
+            "(MAX_STARTUP_TIME_SECONDS; installation is not counted)",
+            log,
+        )
+    return outcome.code

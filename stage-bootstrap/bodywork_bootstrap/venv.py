@@ -1,9 +1,15 @@
 """The stage's virtualenv, built with uv and reused while nothing it depends on changes.
 
-A venv is keyed by the hash of requirements.txt, the Python version and the stage name, so
-a second run of an unchanged stage skips installation entirely (the "warm start"), and the
-uv cache directory is shared by all stages so even a changed requirements file mostly
-links files already downloaded. A file lock serialises two stages building the same venv.
+A venv is keyed by the hash of the stage's requirements text (its requirements file, or the
+inline list written to a file), the Python version and the stage name, so a second run of an
+unchanged stage skips installation entirely (the "warm start"), and the uv cache directory is
+shared by all stages so even a changed requirements list mostly links files already
+downloaded. A file lock serialises two stages building the same venv.
+
+uv runs in `install_cwd` (the requirements file's folder in the checkout), so a relative
+requirement such as `./mylib` is the one in the pinned checkout, never the caller's. With a
+`deadline`, waiting for the lock and every uv call stop then (uv and whatever it started are
+killed) and InstallTimedOut is raised.
 """
 
 from __future__ import annotations
@@ -19,12 +25,21 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bodywork_bootstrap import supervise
+
 READY_MARKER = ".bodywork-ready"  # written last: a venv without it is incomplete
 _REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
+LOCK_POLL_SECONDS = 0.1
+
+
 class InstallError(Exception):
     pass
+
+
+class InstallTimedOut(InstallError):
+    """The install did not finish by its deadline (uv was killed)."""
 
 
 def uv_executable() -> str:
@@ -58,18 +73,67 @@ def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _explain_failure(output: str, requirements: str) -> str:
-    """Name the requirement uv could not install, with its line, and uv's own reason."""
+def _explain_failure(output: str, requirements: str, source: str, listed: bool = False) -> str:
+    """Name the requirement uv could not install, with its line, and uv's own reason.
+
+    `source`: the requirements file's name; `listed`: the requirements are the stage's inline
+    list (written to a file), so a requirement is named by its place in that list."""
     uv_lines = [ln.rstrip() for ln in output.splitlines() if ln.strip()]
     lowered = _norm(output)
     culprits = []
     for number, line in requirement_lines(requirements):
         match = _REQUIREMENT_NAME.match(line)
         if match and re.search(rf"(?<![a-z0-9-]){re.escape(_norm(match[1]))}(?![a-z0-9])", lowered):
-            culprits.append(f"'{line}' (requirements.txt line {number})")
-    head = f"requirement {', '.join(culprits)}" if culprits else "requirements.txt"
+            where = f"{source} line {number}"
+            if listed:
+                where = f"requirement {number} of the stage's list"
+            culprits.append(f"'{line}' ({where})")
+    fallback = "the stage's requirements" if listed else source
+    head = f"requirement {', '.join(culprits)}" if culprits else fallback
     detail = "\n".join(uv_lines[-12:]) or "uv exited without a message"
     return f"{head} could not be installed:\n{detail}"
+
+
+def _remaining(deadline: float | None) -> float | None:
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise InstallTimedOut("the time for installing ran out")
+    return left
+
+
+def _lock(lock: int, deadline: float | None) -> None:
+    """Take the venv's lock, waiting for another stage building it no later than `deadline`."""
+    if deadline is None:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            _remaining(deadline)
+            time.sleep(LOCK_POLL_SECONDS)
+
+
+def _uv(
+    command: list[str], env: dict[str, str], cwd: Path | None, deadline: float | None
+) -> subprocess.CompletedProcess[str]:
+    """Run uv; past `deadline` kill it and the build backends it started."""
+    timeout = _remaining(deadline)
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        supervise.kill_tree(process)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+        raise InstallTimedOut("uv did not finish in time") from None
+    return subprocess.CompletedProcess(command, process.returncode, out, err)
 
 
 def ensure_venv(
@@ -78,14 +142,24 @@ def ensure_venv(
     stage: str,
     cache_dir: Path | None,
     say: Callable[[str], None],
+    *,
+    install_cwd: Path | None = None,
+    deadline: float | None = None,
+    label: str | None = None,
+    listed: bool = False,
 ) -> Path:
-    """Return the python executable of a ready venv for this stage's requirements."""
+    """Return the python executable of a ready venv for this stage's requirements.
+
+    `install_cwd`: where uv runs, so relative requirements resolve there; `deadline` (a
+    `time.monotonic()` value) bounds the whole build; `label`: how messages name the file
+    (default: its name); `listed`: the file holds the stage's inline requirement list (only
+    changes how a failing requirement is named)."""
     requirements = requirements_file.read_text() if requirements_file.is_file() else ""
     venv = venv_root / f"{stage}-{venv_key(requirements, stage)}"
     python = venv / "bin" / "python"
     venv_root.mkdir(parents=True, exist_ok=True)
     with open(venv_root / f"{venv.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another stage may be building this same venv
+        _lock(lock.fileno(), deadline)  # another stage may be building this same venv
         if (venv / READY_MARKER).is_file():
             say(f"reusing environment {venv.name} (requirements unchanged)")
             return python
@@ -98,31 +172,32 @@ def ensure_venv(
                 env["UV_LINK_MODE"] = "copy"  # hard links cannot cross filesystems
         uv = uv_executable()
         started = time.monotonic()
-        made = subprocess.run(
-            [uv, "venv", "--quiet", "--python", sys.executable, str(venv)],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if made.returncode != 0:
-            raise InstallError(f"cannot create a virtualenv: {made.stderr.strip()}")
-        wanted = requirement_lines(requirements)
-        if wanted:
-            say(f"installing {len(wanted)} requirement(s) with uv")
-            installed = subprocess.run(
-                [uv, "pip", "install", "--python", str(python), "-r", str(requirements_file)],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=False,
+        try:
+            made = _uv(
+                [uv, "venv", "--quiet", "--python", sys.executable, str(venv)], env, None, deadline
             )
-            if installed.returncode != 0:
-                shutil.rmtree(venv, ignore_errors=True)
-                raise InstallError(
-                    _explain_failure(installed.stderr + installed.stdout, requirements)
+            if made.returncode != 0:
+                raise InstallError(f"cannot create a virtualenv: {made.stderr.strip()}")
+            wanted = requirement_lines(requirements)
+            if wanted:
+                say(f"installing {len(wanted)} requirement(s) with uv")
+                install = [uv, "pip", "install", "--python", str(python)]
+                installed = _uv(
+                    [*install, "-r", str(requirements_file.resolve())], env, install_cwd, deadline
                 )
-            summary = [ln for ln in installed.stderr.splitlines() if ln.startswith("Installed")]
-            say(summary[-1] if summary else "requirements already satisfied")
+                if installed.returncode != 0:
+                    raise InstallError(
+                        _explain_failure(
+                            installed.stderr + installed.stdout,
+                            requirements,
+                            label or requirements_file.name,
+                            listed,
+                        )
+                    )
+                summary = [ln for ln in installed.stderr.splitlines() if ln.startswith("Installed")]
+                say(summary[-1] if summary else "requirements already satisfied")
+        except InstallError:
+            shutil.rmtree(venv, ignore_errors=True)  # never leave a half-built venv behind
+            raise
         (venv / READY_MARKER).write_text(f"{time.monotonic() - started:.2f}s\n")
         return python

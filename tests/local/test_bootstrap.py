@@ -6,11 +6,14 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from queue import Empty, Queue
@@ -18,18 +21,33 @@ from typing import IO
 
 import pytest
 
-from bodywork_bootstrap import EXIT_FETCH_FAILED, EXIT_INSTALL_FAILED, redaction
-from tests.conftest import commit_all, git, write_files
-from tests.local.projects import WHEEL_REQUIREMENT
+from bodywork_bootstrap import (
+    EXIT_FETCH_FAILED,
+    EXIT_INSTALL_FAILED,
+    EXIT_NOT_READY,
+    EXIT_RUN_TIMED_OUT,
+    EXIT_STAGE_INVALID,
+    redaction,
+)
+from tests.conftest import commit_all, free_port, git, write_files
+from tests.local.projects import (
+    WHEEL_REQUIREMENT,
+    http_service_code,
+    port_free,
+    process_gone,
+    wait_for,
+)
 
 pytestmark = pytest.mark.usefixtures("offline_env")
 _calls = itertools.count()
 
 
 def bootstrap_command(
-    repo: str, commit: str, tmp_path: Path, stage: str = "stage", *extra: str
+    repo: str, commit: str, tmp_path: Path, stage: str = "stage", *extra: str, module: str = ""
 ) -> tuple[list[str], Path]:
-    """The bootstrap command line and the workdir it checks out into (fresh per call)."""
+    """The bootstrap command line and the workdir it checks out into (fresh per call).
+
+    Without `module`, the older form `--script main.py` (the module `<stage>/main.py`)."""
     workdir = tmp_path / f"work{next(_calls)}"
     command = [
         sys.executable,
@@ -41,8 +59,7 @@ def bootstrap_command(
         commit,
         "--stage",
         stage,
-        "--script",
-        "main.py",
+        *(["--module", module] if module else ["--script", "main.py"]),
         "--project",
         "proj",
         "--run-id",
@@ -59,12 +76,18 @@ def bootstrap_command(
 
 
 def run_bootstrap(
-    repo: Path | str, commit: str, tmp_path: Path, stage: str = "stage", *extra: str
+    repo: Path | str,
+    commit: str,
+    tmp_path: Path,
+    stage: str = "stage",
+    *extra: str,
+    module: str = "",
+    cwd: Path | None = None,
 ) -> tuple[subprocess.CompletedProcess[str], Path]:
     url = repo.as_uri() if isinstance(repo, Path) else repo
-    command, workdir = bootstrap_command(url, commit, tmp_path, stage, *extra)
+    command, workdir = bootstrap_command(url, commit, tmp_path, stage, *extra, module=module)
     done = subprocess.run(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60, cwd=cwd
     )
     return done, workdir
 
@@ -264,8 +287,12 @@ def test_output_streams_live_while_stage_runs(make_repo, tmp_path):
             process.wait()
 
 
-def test_sigterm_is_forwarded_to_the_stage(make_repo, tmp_path):
-    """SIGTERM to the bootstrapper reaches the stage, whose handler runs; its exit 0 is kept."""
+@pytest.mark.parametrize(
+    "limits", [[], ["--max-run-seconds", "30"], ["--port", "1", "--max-startup-seconds", "30"]]
+)
+def test_sigterm_is_forwarded_to_the_stage(make_repo, tmp_path, limits):
+    """SIGTERM to the bootstrapper reaches the stage, whose handler runs; its exit 0 is kept,
+    also while the bootstrapper watches a time limit or a port."""
     marker = tmp_path / "got-sigterm"
     code = (
         "import pathlib, signal, sys, time\n"
@@ -278,7 +305,7 @@ def test_sigterm_is_forwarded_to_the_stage(make_repo, tmp_path):
         "sys.exit(7)\n"
     )
     repo = make_repo(stage_files(code))
-    command, _ = bootstrap_command(repo.as_uri(), head(repo), tmp_path)
+    command, _ = bootstrap_command(repo.as_uri(), head(repo), tmp_path, "stage", *limits)
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
     )
@@ -321,3 +348,380 @@ def test_credentials_in_https_url_are_redacted(make_repo, tmp_path):
     assert redaction.redact(f"fatal: unable to access '{url}/'") == (
         f"fatal: unable to access 'https://***@127.0.0.1:{server.server_port}/org/project.git/'"
     )
+
+
+# ------------------------------------------------------------------ --module and its contract
+PREPARED = re.compile(
+    r"^\[bodywork\] prepared in ([0-9.]+)s \(fetch ([0-9.]+)s, install ([0-9.]+)s\); "
+    r"running (\S+)$"
+)
+
+
+def prepared(output: str) -> re.Match[str]:
+    found = [m for m in map(PREPARED.match, output.splitlines()) if m]
+    assert len(found) == 1, output
+    return found[0]
+
+
+def report_code(label: str) -> str:
+    """A module printing what it sees as one JSON line starting with `label`."""
+    return (
+        "import json, os, sys\n"
+        "info = {'stage': os.environ['BODYWORK_STAGE'], 'cwd': os.getcwd(),\n"
+        "        'argv': sys.argv[1:], 'prefix': sys.prefix, 'file': __file__}\n"
+        f"print({label!r} + ' ' + json.dumps(info))\n"
+    )
+
+
+def reported(output: str, label: str) -> dict[str, object]:
+    line = next(ln for ln in output.splitlines() if ln.startswith(f"{label} "))
+    info: dict[str, object] = json.loads(line.removeprefix(f"{label} "))
+    return info
+
+
+def local_package(
+    where: str, sleep_seconds: float = 0, pid_file: Path | None = None
+) -> dict[str, str]:
+    """A path package `mylib` (mylib.WHERE == where) with an in-tree build backend, so uv builds
+    it offline; the backend sleeps `sleep_seconds` and may record its pid (a uv grandchild)."""
+    pid = str(pid_file) if pid_file else ""
+    backend = textwrap.dedent(
+        f"""
+        import base64, hashlib, os, pathlib, time, zipfile
+
+        def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+            if {pid!r}:
+                pathlib.Path({pid!r}).write_text(str(os.getpid()))
+            time.sleep({sleep_seconds!r})
+            metadata = "Metadata-Version: 2.1\\nName: mylib\\nVersion: 1.0\\n"
+            wheel = "Wheel-Version: 1.0\\nGenerator: t\\nRoot-Is-Purelib: true\\n"
+            wheel += "Tag: py3-none-any\\n"
+            files = {{
+                "mylib/__init__.py": "WHERE = {where!r}\\n",
+                "mylib-1.0.dist-info/METADATA": metadata,
+                "mylib-1.0.dist-info/WHEEL": wheel,
+            }}
+            record = []
+            for path, text in files.items():
+                digest = hashlib.sha256(text.encode()).digest()
+                encoded = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+                record.append(f"{{path}},sha256={{encoded}},{{len(text.encode())}}")
+            record.append("mylib-1.0.dist-info/RECORD,,")
+            files["mylib-1.0.dist-info/RECORD"] = "\\n".join(record) + "\\n"
+            name = "mylib-1.0-py3-none-any.whl"
+            with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as archive:
+                for path, text in files.items():
+                    archive.writestr(path, text)
+            return name
+        """
+    )
+    pyproject = (
+        '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n\n'
+        '[project]\nname = "mylib"\nversion = "1.0"\n'
+    )
+    return {"mylib/pyproject.toml": pyproject, "mylib/backend.py": backend}
+
+
+def in_folder(folder: str, files: dict[str, str]) -> dict[str, str]:
+    return {f"{folder}/{path}": text for path, text in files.items()}
+
+
+def test_module_anywhere_two_stages_share_one_folder(make_repo, tmp_path):
+    """--module runs any file under the project root; two stages share a folder, each with its
+    own name, cwd = the module's folder, and the prepared-in line names the module."""
+    repo = make_repo(
+        {
+            "pipeline/train.py": "import common\n" + report_code("TRAIN"),
+            "pipeline/evaluate.py": "import common\n" + report_code("EVALUATE"),
+            "pipeline/common.py": "",
+        }
+    )
+    sha = head(repo)
+    train, workdir = run_bootstrap(repo, sha, tmp_path, "train", module="pipeline/train.py")
+    evaluate, _ = run_bootstrap(repo, sha, tmp_path, "evaluate", module="pipeline/evaluate.py")
+    assert train.returncode == 0, train.stdout
+    assert evaluate.returncode == 0, evaluate.stdout
+    folder = (workdir / "src" / "pipeline").resolve()
+    first, second = reported(train.stdout, "TRAIN"), reported(evaluate.stdout, "EVALUATE")
+    assert first["stage"] == "train" and second["stage"] == "evaluate"
+    assert first["cwd"] == str(folder)
+    assert first["file"] == str(folder / "train.py")
+    assert Path(str(first["prefix"])).name.startswith("train-")
+    assert Path(str(second["prefix"])).name.startswith("evaluate-")
+    timing = prepared(train.stdout)
+    assert timing[4] == "pipeline/train.py"
+    assert float(timing[1]) >= float(timing[2])
+    assert "ready in" not in train.stdout
+
+
+def test_arguments_after_double_dash_reach_the_module(make_repo, tmp_path):
+    """Everything after the first literal `--` is the module's argv, dashes and all."""
+    repo = make_repo({"jobs/main.py": report_code("ARGS")})
+    module_args = ["--epochs", "3", "-x", "--stage", "other", "--", "last", ""]
+    done, _ = run_bootstrap(
+        repo, head(repo), tmp_path, "job", "--", *module_args, module="jobs/main.py"
+    )
+    assert done.returncode == 0, done.stdout
+    info = reported(done.stdout, "ARGS")
+    assert info["argv"] == module_args
+    assert info["stage"] == "job"
+
+
+def test_usage_needs_exactly_one_of_module_and_script(make_repo, tmp_path):
+    """Neither --module nor --script, or both, is a usage error (exit 2)."""
+    base = [sys.executable, "-m", "bodywork_bootstrap", "--repo", "x", "--commit", "0" * 40]
+    base += ["--stage", "s"]
+    for extra in ([], ["--module", "a.py", "--script", "main.py"]):
+        done = subprocess.run([*base, *extra], capture_output=True, text=True, timeout=30)
+        assert done.returncode == 2, done.stderr
+        assert "--module" in done.stderr
+
+
+def test_inline_requirements_install_and_a_changed_list_builds_a_new_venv(make_repo, tmp_path):
+    """--requirement SPEC (repeatable) installs that list, written outside the checkout; the
+    same list reuses the venv, a changed list builds another."""
+    code = "import bwtest_greeting, sys\nprint('greeting', bwtest_greeting.greet(), sys.prefix)\n"
+    repo = make_repo({"app/run.py": code})
+    sha = head(repo)
+
+    def run(*specs: str) -> tuple[str, str]:
+        extra = [arg for spec in specs for arg in ("--requirement", spec)]
+        done, workdir = run_bootstrap(repo, sha, tmp_path, "app", *extra, module="app/run.py")
+        assert done.returncode == 0, done.stdout
+        assert git(workdir / "src", "status", "--porcelain") == ""  # nothing in the checkout
+        line = next(ln for ln in done.stdout.splitlines() if ln.startswith("greeting "))
+        assert line.split()[1] == "hello"
+        return done.stdout, line.split()[2]
+
+    first, first_prefix = run(WHEEL_REQUIREMENT)
+    assert "installing 1 requirement(s)" in first
+    again, again_prefix = run(WHEEL_REQUIREMENT)
+    assert "reusing environment" in again and again_prefix == first_prefix
+    changed, changed_prefix = run("bwtest-greeting>=1.0", "bwtest-greeting<2")
+    assert "installing 2 requirement(s)" in changed
+    assert changed_prefix != first_prefix
+
+
+def test_failing_inline_requirement_is_named_by_its_place_in_the_list(make_repo, tmp_path):
+    """An inline requirement uv cannot install: exit 91 naming it and its place in the list."""
+    repo = make_repo({"app/run.py": "print('must not run')\n"})
+    extra = ["--requirement", WHEEL_REQUIREMENT, "--requirement", "bwtest-not-in-wheelhouse"]
+    done, _ = run_bootstrap(repo, head(repo), tmp_path, "app", *extra, module="app/run.py")
+    assert done.returncode == EXIT_INSTALL_FAILED, done.stdout
+    assert "'bwtest-not-in-wheelhouse' (requirement 2 of the stage's list)" in done.stdout
+    assert "must not run" not in done.stdout
+
+
+def test_relative_path_requirement_resolves_inside_the_checkout(make_repo, tmp_path):
+    """`./mylib` in a requirements file (or the inline list) is the checkout's mylib, although
+    the bootstrapper runs in a folder holding a different mylib."""
+    code = "import mylib\nprint('mylib from', mylib.WHERE)\n"
+    repo = make_repo(
+        {
+            "pipeline/train.py": code,
+            "pipeline/requirements.txt": "./mylib\n",
+            **in_folder("pipeline", local_package("checkout")),
+        }
+    )
+    elsewhere = tmp_path / "elsewhere"
+    write_files(elsewhere, local_package("caller's cwd"))
+    write_files(elsewhere, {"pipeline/requirements.txt": "./mylib\n"})
+    write_files(elsewhere, in_folder("pipeline", local_package("caller's cwd")))
+    sha = head(repo)
+    from_file, _ = run_bootstrap(
+        repo, sha, tmp_path, "from-file", "--requirements-file", "pipeline/requirements.txt",
+        module="pipeline/train.py", cwd=elsewhere,
+    )  # fmt: skip
+    inline, _ = run_bootstrap(
+        repo, sha, tmp_path, "inline", "--requirement", "./mylib",
+        module="pipeline/train.py", cwd=elsewhere,
+    )  # fmt: skip
+    for done in (from_file, inline):
+        assert done.returncode == 0, done.stdout
+        assert "mylib from checkout" in done.stdout
+
+
+def test_missing_requirements_file_means_no_requirements(make_repo, tmp_path):
+    """A --requirements-file absent at the commit installs nothing, as a missing file did."""
+    repo = make_repo({"a/main.py": "print('no requirements needed')\n"})
+    done, _ = run_bootstrap(
+        repo, head(repo), tmp_path, "a", "--requirements-file", "a/requirements.txt",
+        module="a/main.py",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout
+    assert "no requirements needed" in done.stdout
+    assert "installing" not in done.stdout
+
+
+# ------------------------------------------------------------------------------ time limits
+def test_slow_install_does_not_count_against_the_run_limit(make_repo, tmp_path):
+    """Installing takes ~3 s, the code well under 1 s: --max-run-seconds 1 passes, because the
+    clock starts with the module's process."""
+    repo = make_repo(
+        {
+            "job/main.py": "import mylib\nprint('done with', mylib.WHERE)\n",
+            "job/requirements.txt": "./mylib\n",
+            **in_folder("job", local_package("slow", sleep_seconds=3)),
+        }
+    )
+    log = tmp_path / "termination-log"
+    done, _ = run_bootstrap(
+        repo, head(repo), tmp_path, "job", "--requirements-file", "job/requirements.txt",
+        "--max-run-seconds", "1", "--termination-log", str(log), module="job/main.py",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout
+    assert "done with slow" in done.stdout
+    assert float(prepared(done.stdout)[3]) >= 3  # the install took longer than the limit
+    assert not log.exists()
+
+
+def test_code_running_past_the_limit_exits_93_and_its_children_are_stopped(make_repo, tmp_path):
+    """Code still running at --max-run-seconds gets SIGTERM (its handler runs), exit 93, the
+    termination log says why, and what it started is stopped with it."""
+    marker, child_pid = tmp_path / "got-sigterm", tmp_path / "child.pid"
+    code = textwrap.dedent(
+        f"""
+        import pathlib, signal, subprocess, sys, time
+        def handle(signum, frame):
+            pathlib.Path({str(marker)!r}).write_text("term")
+            sys.exit(0)
+        signal.signal(signal.SIGTERM, handle)
+        worker = subprocess.Popen(["sleep", "60"])
+        pathlib.Path({str(child_pid)!r}).write_text(str(worker.pid))
+        print("working", flush=True)
+        time.sleep(60)
+        """
+    )
+    repo = make_repo({"job/main.py": code})
+    log = tmp_path / "termination-log"
+    started = time.monotonic()
+    done, _ = run_bootstrap(
+        repo, head(repo), tmp_path, "job", "--max-run-seconds", "1",
+        "--termination-log", str(log), module="job/main.py",
+    )  # fmt: skip
+    assert done.returncode == EXIT_RUN_TIMED_OUT == 93, done.stdout
+    assert time.monotonic() - started < 30
+    expected = (
+        "stage code ran longer than 1 s (MAX_COMPLETION_TIME_SECONDS; installation is not counted)"
+    )
+    assert log.read_text() == expected
+    assert done.stdout.rstrip().splitlines()[-1] == f"[bodywork] {expected}"
+    assert marker.read_text() == "term"
+    assert wait_for(lambda: process_gone(int(child_pid.read_text())), timeout=10)
+
+
+def test_service_that_never_listens_exits_94(make_repo, tmp_path):
+    """A service not accepting on --port within --max-startup-seconds of starting: exit 94."""
+    port = free_port()
+    repo = make_repo({"svc/main.py": "import time\nprint('not listening')\ntime.sleep(60)\n"})
+    log = tmp_path / "termination-log"
+    done, _ = run_bootstrap(
+        repo, head(repo), tmp_path, "svc", "--port", str(port), "--max-startup-seconds", "1",
+        "--termination-log", str(log), module="svc/main.py",
+    )  # fmt: skip
+    assert done.returncode == EXIT_NOT_READY == 94, done.stdout
+    expected = (
+        f"service did not listen on port {port} within 1 s of starting "
+        "(MAX_STARTUP_TIME_SECONDS; installation is not counted)"
+    )
+    assert log.read_text() == expected
+    assert f"[bodywork] {expected}" in done.stdout
+    assert "listening on port" not in done.stdout.replace(expected, "")
+
+
+def test_service_that_listens_is_announced_and_keeps_running(make_repo, tmp_path):
+    """Once the port accepts, `listening on port P after X.XXs` is printed and the service runs
+    on past --max-startup-seconds until it is stopped."""
+    port = free_port()
+    repo = make_repo({"svc/main.py": http_service_code(port, str(tmp_path / "svc.pid"))})
+    command, _ = bootstrap_command(
+        repo.as_uri(), head(repo), tmp_path, "svc", "--port", str(port),
+        "--max-startup-seconds", "1", module="svc/main.py",
+    )  # fmt: skip
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    )
+    try:
+        seen = wait_for_line(line_reader(process.stdout), "listening on port", timeout=30)
+        assert re.fullmatch(rf"\[bodywork\] listening on port {port} after \d+\.\d\ds", seen[-1])
+        time.sleep(1.5)  # past the startup limit: a ready service is left alone
+        assert process.poll() is None
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as answer:
+            assert answer.read() == b"ok from svc"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 128 + signal.SIGTERM
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert wait_for(lambda: port_free(port), timeout=10)
+
+
+def test_install_past_its_bound_exits_91_and_uv_is_stopped(make_repo, tmp_path):
+    """A build outlasting --max-install-seconds: uv and its build backend are killed, exit 91
+    with the message, and the module never runs."""
+    backend_pid = tmp_path / "backend.pid"
+    repo = make_repo(
+        {
+            "job/main.py": "print('must not run')\n",
+            "job/requirements.txt": "./mylib\n",
+            **in_folder("job", local_package("x", sleep_seconds=60, pid_file=backend_pid)),
+        }
+    )
+    log = tmp_path / "termination-log"
+    started = time.monotonic()
+    done, _ = run_bootstrap(
+        repo, head(repo), tmp_path, "job", "--requirements-file", "job/requirements.txt",
+        "--max-install-seconds", "2", "--termination-log", str(log), module="job/main.py",
+    )  # fmt: skip
+    assert done.returncode == EXIT_INSTALL_FAILED, done.stdout
+    assert time.monotonic() - started < 40
+    expected = (
+        "installing requirements for stage 'job' took longer than 2 s "
+        "(MAX_INSTALL_TIME_SECONDS): raise it, or trim requirements"
+    )
+    assert log.read_text() == expected
+    assert f"[bodywork] {expected}" in done.stdout
+    assert "must not run" not in done.stdout
+    assert wait_for(backend_pid.exists, timeout=1)
+    assert wait_for(lambda: process_gone(int(backend_pid.read_text())), timeout=10)
+    assert not list((tmp_path / "venvs").glob("job-*/bin"))  # no half-built venv kept
+
+
+# ----------------------------------------------------------------------------- path safety
+@pytest.mark.parametrize(
+    ("module", "said"),
+    [
+        ("../outside.py", "must not contain '..'"),
+        ("pipeline/../../outside.py", "must not contain '..'"),
+        ("/etc/passwd", "must be relative to the project root"),
+        ("pipeline/escape.py", "resolves outside the checkout"),
+    ],
+)
+def test_module_path_outside_the_project_is_refused_with_92(make_repo, tmp_path, module, said):
+    """An absolute module path, one with `..`, or a symlink out of the checkout: exit 92,
+    naming the path, and nothing runs."""
+    outside = tmp_path / "outside.py"
+    outside.write_text("print('escaped!')\n")
+    repo = make_repo({"pipeline/train.py": "print('x')\n"})
+    (repo / "pipeline" / "escape.py").symlink_to(outside)
+    sha = commit_all(repo, "a symlink out of the repo")
+    log = tmp_path / "termination-log"
+    done, _ = run_bootstrap(repo, sha, tmp_path, "s", "--termination-log", str(log), module=module)
+    assert done.returncode == EXIT_STAGE_INVALID, done.stdout
+    assert f"'{module}'" in log.read_text() and said in log.read_text()
+    assert "escaped!" not in done.stdout
+    assert "Traceback" not in done.stdout
+
+
+def test_requirements_file_through_a_symlink_out_of_the_checkout_is_refused(make_repo, tmp_path):
+    outside = tmp_path / "outside-requirements.txt"
+    outside.write_text(WHEEL_REQUIREMENT + "\n")
+    repo = make_repo({"a/main.py": "print('x')\n"})
+    (repo / "a" / "requirements.txt").symlink_to(outside)
+    sha = commit_all(repo, "symlinked requirements")
+    done, _ = run_bootstrap(
+        repo, sha, tmp_path, "a", "--requirements-file", "a/requirements.txt", module="a/main.py"
+    )
+    assert done.returncode == EXIT_STAGE_INVALID, done.stdout
+    assert "requirements file 'a/requirements.txt' resolves outside the checkout" in done.stdout

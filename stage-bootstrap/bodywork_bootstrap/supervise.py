@@ -1,0 +1,210 @@
+"""Run and watch processes: the stage's module (signals forwarded, time limits, readiness of a
+service's port) and the bounded uv installs, and stop a process together with what it spawned.
+
+A stopped process takes its descendants with it: the stage may have started workers, and uv
+starts build backends. They are found through /proc (Linux, which every stage pod is); where
+there is no /proc only the process itself is signalled. The stage's module stays in the
+bootstrapper's process group, as before, so whoever started the bootstrapper (the local
+executor's process-group kill, Kubernetes) still reaches every process of the stage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STOP_GRACE_SECONDS = 10.0  # SIGTERM first, as Kubernetes does; SIGKILL after this
+PORT_POLL_SECONDS = 0.1
+_CONNECT_TIMEOUT_SECONDS = 0.2
+
+Process = tuple[int, str]  # (pid, start time from /proc): a pid cannot be confused if reused
+
+
+def _stat(pid: int) -> tuple[int, str] | None:
+    """(parent pid, start time) of a live process, or None if gone (zombies count as gone)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text.rsplit(")", 1)[1].split()  # the command name may hold spaces or ')'
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[1]), fields[19]
+
+
+def descendants(pid: int) -> set[Process]:
+    """Every live process below `pid` (children, grandchildren, ...); empty without /proc."""
+    parents: dict[int, list[Process]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return set()
+    for entry in entries:
+        if entry.isdigit():
+            found = _stat(int(entry))
+            if found is not None:
+                parents.setdefault(found[0], []).append((int(entry), found[1]))
+    tree: set[Process] = set()
+    todo = [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            if child not in tree:
+                tree.add(child)
+                todo.append(child[0])
+    return tree
+
+
+def _same(process: Process) -> bool:
+    """The process still runs, and is the same one (its pid was not reused)."""
+    found = _stat(process[0])
+    return found is not None and found[1] == process[1]
+
+
+def _signal_all(processes: set[Process], signum: int) -> None:
+    for process in processes:
+        if _same(process):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(process[0], signum)
+
+
+def kill_tree(process: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
+    """SIGKILL `process` and everything it started, at once, and reap it."""
+    tree = descendants(process.pid)
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
+    _signal_all(tree, signal.SIGKILL)
+    process.wait()
+
+
+def _alive(processes: set[Process]) -> bool:
+    return any(_same(process) for process in processes)
+
+
+def stop_tree(process: subprocess.Popen[bytes], grace_seconds: float = STOP_GRACE_SECONDS) -> None:
+    """SIGTERM `process` and its descendants at once, as a process-group signal would; give
+    them `grace_seconds` to exit, then SIGKILL whatever is left, and reap `process`."""
+    tree = descendants(process.pid)
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGTERM)
+    _signal_all(tree, signal.SIGTERM)
+    deadline = time.monotonic() + grace_seconds
+    while time.monotonic() < deadline:
+        if process.poll() is None:
+            tree |= descendants(process.pid)  # started since: they go too
+        elif not _alive(tree):
+            break
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
+    _signal_all(tree, signal.SIGKILL)
+    process.wait()
+
+
+def listening(port: int) -> bool:
+    """Something accepts TCP connections on 127.0.0.1:port."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=_CONNECT_TIMEOUT_SECONDS):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the module's run is held to, each counted from the moment its process starts."""
+
+    max_run_seconds: float | None = None  # batch: MAX_COMPLETION_TIME_SECONDS
+    port: int | None = None  # service: announce when this port accepts connections
+    max_startup_seconds: float | None = None  # service: MAX_STARTUP_TIME_SECONDS
+    grace_seconds: float = STOP_GRACE_SECONDS
+
+
+RAN = "ran"  # the module exited on its own (or on a forwarded signal)
+RUN_TIMED_OUT = "run timed out"
+NOT_READY = "not ready"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: int  # the module's exit status; killed by signal N → 128+N, as shells do
+    how: str  # RAN, RUN_TIMED_OUT or NOT_READY
+
+
+def run_child(
+    command: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    limits: Limits = Limits(),
+    say: Callable[[str], None] = lambda message: None,
+) -> Outcome:
+    """Run the stage's module, forwarding termination signals, within `limits`."""
+    received: list[int] = []
+    child: subprocess.Popen[bytes] | None = None
+
+    def forward(signum: int, _frame: object) -> None:
+        received.append(signum)
+        if child is not None and child.poll() is None:
+            child.send_signal(signum)
+
+    # Handlers go in before the child starts, so a signal in between is not lost.
+    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
+    try:
+        child = subprocess.Popen(command, cwd=cwd, env=env)
+        started = time.monotonic()
+        for signum in received:  # arrived while the child was being started
+            child.send_signal(signum)
+        how = _watch(child, started, limits, received, say)
+        code = child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return Outcome(128 - code if code < 0 else code, how)
+
+
+def _watch(
+    child: subprocess.Popen[bytes],
+    started: float,
+    limits: Limits,
+    received: list[int],
+    say: Callable[[str], None],
+) -> str:
+    """Wait for the module, stopping it when a limit is passed; return how it ended."""
+    waiting_for_port = limits.port is not None
+    while True:
+        # Once a stop signal was passed on, the module is ending at someone's request: its
+        # own exit status is the answer, not a limit it may pass while shutting down.
+        if received or (not waiting_for_port and limits.max_run_seconds is None):
+            child.wait()
+            return RAN
+        elapsed = time.monotonic() - started
+        timeout = PORT_POLL_SECONDS if waiting_for_port else None
+        if limits.max_run_seconds is not None:
+            left = max(0.0, limits.max_run_seconds - elapsed)
+            timeout = left if timeout is None else min(timeout, left)
+        try:
+            child.wait(timeout=timeout)
+            return RAN
+        except subprocess.TimeoutExpired:
+            pass
+        if received:
+            continue
+        elapsed = time.monotonic() - started
+        if waiting_for_port:
+            assert limits.port is not None
+            if listening(limits.port):
+                waiting_for_port = False
+                say(f"listening on port {limits.port} after {elapsed:.2f}s")
+            elif limits.max_startup_seconds is not None and elapsed >= limits.max_startup_seconds:
+                stop_tree(child, limits.grace_seconds)
+                return NOT_READY
+        if limits.max_run_seconds is not None and elapsed >= limits.max_run_seconds:
+            stop_tree(child, limits.grace_seconds)
+            return RUN_TIMED_OUT
