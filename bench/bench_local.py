@@ -258,8 +258,8 @@ def bootstrap_start(
     ]
     launched = time.time()
     output = run(command, clean_env())
-    said = [ln for ln in output.splitlines() if "[bodywork] ready in" in ln]
-    ready_in = said[-1].split("ready in ")[1].split(";")[0] if said else ""
+    said = [ln for ln in output.splitlines() if "[bodywork] prepared in" in ln]
+    ready_in = said[-1].split("prepared in ")[1].split(";")[0] if said else ""
     return StartTime(label, started_at(output) - launched, ready_in)
 
 

@@ -24,7 +24,7 @@ def stage_config(**overrides: Any) -> config.StageConfig:
     values: dict[str, Any] = {
         "name": "train",
         "stage_type": "batch",
-        "executable_script": "train.py",
+        "module_path": "train/train.py",
     }
     values.update(overrides)
     return config.StageConfig(**values)

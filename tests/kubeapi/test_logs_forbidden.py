@@ -29,7 +29,7 @@ POD = f"bodywork-workflow--{RUN_ID}-abcde"
 def running_record(namespace: str, controller_pod: str | None) -> dict[str, object]:
     """The record a controller writes when its run starts."""
     stages = {
-        "train": config.StageConfig(name="train", stage_type="batch", executable_script="main.py")
+        "train": config.StageConfig(name="train", stage_type="batch", module_path="train/main.py")
     }
     project = config.ProjectConfig(project_name="demo", dag=(("train",),), stages=stages)
     source = plan.Source("git://host/repo.git", "c" * 40, "main", "")

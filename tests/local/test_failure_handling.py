@@ -22,7 +22,8 @@ ARTIFACTS = "pathlib.Path(os.environ['BODYWORK_ARTIFACTS_DIR'])"
 # The on-failure stage records the environment it was given, for the test to read.
 DUMP_ENV = f"""
     import json, os, pathlib
-    env = {{k: v for k, v in os.environ.items() if k.startswith("BODYWORK_")}}
+    wanted = lambda k: k.startswith("BODYWORK_") or k == "EXCEPTION_MESSAGE"
+    env = {{k: v for k, v in os.environ.items() if wanted(k)}}
     ({ARTIFACTS} / "on-failure-env.json").write_text(json.dumps(env))
     print("on-failure ran for", env.get("BODYWORK_FAILED_STAGE"))
 """
@@ -71,6 +72,8 @@ def test_on_failure_stage_runs_after_a_failure_told_which_stage_failed_and_why(
     assert env["BODYWORK_FAILED_STAGE"] == "train"
     assert "exited with code 1: the data is corrupt" in env["BODYWORK_FAILURE_REASON"]
     assert env["BODYWORK_FAILURE_REASON"].startswith("failed")
+    # the original's name for it, which its users' failure stages read
+    assert "the data is corrupt" in env["EXCEPTION_MESSAGE"]
     assert env["BODYWORK_STAGE"] == "notify-failure"
     assert env["BODYWORK_RUN_ID"] == run.outcome.run_id
     assert ("notify-failure", "on-failure ran for train") in run.lines

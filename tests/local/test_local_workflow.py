@@ -246,7 +246,8 @@ def test_service_never_listening_times_out_at_max_startup_time(make_repo, engine
     run = engine(repo)
     result = run.result("serve")
     assert result.status == TIMED_OUT
-    assert f"not listening on port {port} after 2s" in result.reason
+    assert f"did not listen on port {port} within 2 s" in result.reason
+    assert "MAX_STARTUP_TIME_SECONDS" in result.reason
     assert "MAX_STARTUP_TIME_SECONDS" in result.reason
     assert 2 <= run.seconds < 10
     assert process_gone(pid_of(run, "serve"))

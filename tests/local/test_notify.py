@@ -68,7 +68,7 @@ def hook() -> Iterator[Hook]:
 
 def make_plan() -> plan.Plan:
     stages = {
-        n: config.StageConfig(name=n, stage_type="batch", executable_script="main.py")
+        n: config.StageConfig(name=n, stage_type="batch", module_path=f"{n}/main.py")
         for n in ("prepare", "train", "report")
     }
     project = config.ProjectConfig(

@@ -27,9 +27,9 @@ PLAIN = objects.RunSettings(namespace="ml", image="bodywork:test")
 
 
 def make_plan() -> plan.Plan:
-    batch = builders.stage_config(executable_script="t.py")
+    batch = builders.stage_config(module_path="train/t.py")
     serve = builders.stage_config(
-        name="serve", stage_type="service", executable_script="s.py", port=8000
+        name="serve", stage_type="service", module_path="serve/s.py", port=8000
     )
     return builders.make_plan(batch, serve, repo="ssh://git@git.example.com/org/repo.git")
 

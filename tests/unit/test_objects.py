@@ -8,7 +8,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from bodywork.core import names, objects, plan
+from bodywork.core import deadlines, names, objects, plan
 from tests.builders import make_plan, run_settings, stage_config
 
 KUBERNETES_VERSION = "1.37.0"  # validate against current Kubernetes, not just the lab's 1.20
@@ -55,12 +55,17 @@ def test_validation_catches_a_misspelt_field() -> None:
 
 
 def test_job_retries_deadline_ttl_and_pinned_commit() -> None:
-    """backoffLimit = RETRIES, deadline = MAX_COMPLETION_TIME_SECONDS, the run's SHA."""
+    """backoffLimit = RETRIES; the Job's deadline is a backstop over every attempt's install
+    and code bounds, while the bootstrapper holds the code to MAX_COMPLETION_TIME_SECONDS."""
     the_plan = make_plan(BATCH)
     job = objects.build_job(the_plan.stages[0], "img", SETTINGS)
     spec = job["spec"]
     assert spec["backoffLimit"] == 2
-    assert spec["activeDeadlineSeconds"] == 600
+    install = BATCH.max_install_time_seconds
+    assert spec["activeDeadlineSeconds"] == 3 * (install + 600) + deadlines.POD_START_GRACE_SECONDS
+    args = spec["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--max-run-seconds") + 1] == "600"
+    assert args[args.index("--max-install-seconds") + 1] == str(install)
     assert spec["ttlSecondsAfterFinished"] == objects.JOB_TTL_SECONDS
     pod = spec["template"]["spec"]
     assert pod["restartPolicy"] == "Never"
@@ -106,14 +111,20 @@ def test_secrets_become_secret_key_refs_never_values() -> None:
 
 
 def test_service_probes_selector_and_rolling_update() -> None:
-    """Startup probe covers MAX_STARTUP_TIME_SECONDS; old pods stay until new ones are ready."""
+    """Startup probe covers install + MAX_STARTUP_TIME_SECONDS (the bootstrapper holds the
+    code to the latter); old pods stay until new ones are ready."""
     stage = make_plan(SERVICE).stages[0]
     deployment = objects.build_deployment(stage, "img", SETTINGS)
     spec = deployment["spec"]
     container = spec["template"]["spec"]["containers"][0]
     startup = container["startupProbe"]
     assert startup["tcpSocket"] == {"port": 8000}
-    assert startup["periodSeconds"] * startup["failureThreshold"] >= 90
+    window = startup["periodSeconds"] * startup["failureThreshold"]
+    assert window >= SERVICE.max_install_time_seconds + 90
+    args = container["args"]
+    assert args[args.index("--port") + 1] == "8000"
+    assert args[args.index("--max-startup-seconds") + 1] == "90"
+    assert "--max-run-seconds" not in args
     assert container["readinessProbe"]["tcpSocket"] == {"port": 8000}
     assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     assert spec["selector"]["matchLabels"] == {
@@ -233,3 +244,41 @@ def test_webhook_url_reaches_the_controller_only_through_a_secret_key_ref() -> N
         "key": "WEBHOOK_URL",
         "optional": True,
     }
+
+
+def test_module_args_and_inline_requirements_reach_the_bootstrapper() -> None:
+    """bodywork.yaml's module path, `requirements` and `args` (after `--`, so an arg that
+    looks like a flag stays the module's) are the container's args, as rendered."""
+    stage = stage_config(
+        module_path="pipeline/train.py",
+        requirements=("numpy==2.1.0", "./mylib"),
+        args=("--epochs", "3"),
+    )
+    container = objects.build_job(make_plan(stage).stages[0], "img", SETTINGS)["spec"][
+        "template"
+    ]["spec"]["containers"][0]
+    args = container["args"]
+    assert args[args.index("--module") + 1] == "pipeline/train.py"
+    assert [args[i + 1] for i, a in enumerate(args) if a == "--requirement"] == [
+        "numpy==2.1.0",
+        "./mylib",
+    ]
+    assert "--requirements-file" not in args
+    assert args[args.index("--") :] == ["--", "--epochs", "3"]
+
+
+def test_ini_stage_installs_the_requirements_file_beside_its_module() -> None:
+    container = objects.build_job(make_plan(stage_config()).stages[0], "img", SETTINGS)[
+        "spec"
+    ]["template"]["spec"]["containers"][0]
+    args = container["args"]
+    assert args[args.index("--requirements-file") + 1] == "train/requirements.txt"
+    assert "--" not in args
+
+
+def test_zero_requests_ask_for_no_reservation() -> None:
+    """CPU_REQUEST = 0 / MEMORY_REQUEST_MB = 0 omit the request, as the original did."""
+    stage = stage_config(cpu_request=0.0, memory_request_mb=0)
+    job = objects.build_job(make_plan(stage).stages[0], "img", SETTINGS)
+    validate(job)
+    assert job["spec"]["template"]["spec"]["containers"][0]["resources"] == {}

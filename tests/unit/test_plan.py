@@ -87,13 +87,15 @@ def test_long_project_names_still_give_distinct_valid_object_names():
 
 
 def test_stage_env_holds_the_bodywork_variables():
-    """Each stage sees exactly its project, stage, run id and the pinned commit."""
+    """Each stage sees exactly its project, stage, run id and the pinned commit (also under
+    the original's name, GIT_COMMIT_HASH)."""
     spec = plan.build_plan(parsed_project(), SOURCE, "run-7").stages[1]
     assert spec.env() == {
         "BODYWORK_PROJECT": "fraud",
         "BODYWORK_STAGE": "train_a",
         "BODYWORK_RUN_ID": "run-7",
         "BODYWORK_GIT_COMMIT": "a" * 40,
+        "GIT_COMMIT_HASH": "a" * 40,
     }
 
 

@@ -15,7 +15,7 @@ STARTED = "2026-11-25T12:00:00Z"
 
 
 def make_plan(*stage_names: str, repo: str = builders.REPO) -> plan.Plan:
-    stages = (builders.stage_config(name=n, executable_script="main.py") for n in stage_names)
+    stages = (builders.stage_config(name=n, module_path=f"{n}/main.py") for n in stage_names)
     return builders.make_plan(*stages, repo=repo, commit=COMMIT, run_id=RUN_ID)
 
 

@@ -17,7 +17,7 @@ TRAIN = stage_config(retries=1, secrets=(("DB_PASSWORD", "db-creds"),))
 SERVE = stage_config(
     name="serve",
     stage_type="service",
-    executable_script="serve.py",
+    module_path="serve/serve.py",
     port=8000,
     ingress=True,
     secrets=(("API_KEY", "model-secrets"),),

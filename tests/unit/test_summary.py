@@ -13,7 +13,9 @@ def succeeded_run() -> RunOutcome:
         run_id="20240102-030405-beef",
         commit=COMMIT,
         results=[
-            StageResult("train", "batch", results.SUCCEEDED, attempts=2, seconds=12.34),
+            StageResult(
+                "train", "batch", results.SUCCEEDED, attempts=2, seconds=12.34, setup_seconds=10.0
+            ),
             StageResult(
                 "serve-model",
                 "service",
@@ -47,16 +49,21 @@ def test_summary_header_names_run_short_commit_and_verdict():
 
 
 def test_summary_has_a_row_per_stage_with_status_attempts_duration_and_url():
-    """Each stage's row shows its type, result, attempts, duration to 0.1 s and URL."""
+    """Each stage's row shows its type, result, attempts, duration to 0.1 s, install and
+    run time apart (when the bootstrapper reported them), and URL."""
     lines = results.format_summary(succeeded_run()).splitlines()
-    assert lines[1].split() == ["STAGE", "TYPE", "RESULT", "ATTEMPTS", "DURATION", "DETAIL"]
-    assert lines[2].split() == ["train", "batch", "succeeded", "2", "12.3s"]
+    assert lines[1].split() == [
+        "STAGE", "TYPE", "RESULT", "ATTEMPTS", "DURATION", "INSTALL", "RUN", "DETAIL"
+    ]  # fmt: skip
+    assert lines[2].split() == ["train", "batch", "succeeded", "2", "12.3s", "10.0s", "2.3s"]
     assert lines[3].split() == [
         "serve-model",
         "service",
         "succeeded",
         "1",
         "3.0s",
+        "-",
+        "-",
         "http://localhost:5000/",
     ]
     assert len(lines) == 4
@@ -76,8 +83,24 @@ def test_failed_run_shows_reason_not_run_stages_and_failed_verdict():
     """A failure shows its reason, stages that never ran show '-', and the verdict is FAILED."""
     lines = results.format_summary(failed_run()).splitlines()
     assert lines[0] == "run 20240102-030405-dead at 0123456789ab FAILED"
-    assert lines[3].split() == ["train", "batch", "failed", "3", "95.5s", "exit", "code", "1"]
-    assert lines[4].split() == ["serve", "service", "not", "run", "0", "-"]
+    assert lines[3].split() == [
+        "train", "batch", "failed", "3", "95.5s", "-", "-", "exit", "code", "1"
+    ]  # fmt: skip
+    assert lines[4].split() == ["serve", "service", "not", "run", "0", "-", "-", "-"]
+
+
+def test_setup_seconds_are_read_from_the_latest_prepared_line():
+    """The bootstrapper's 'prepared in' line, also behind a replica's pod prefix; the last
+    attempt's wins; none → None."""
+    lines = [
+        "[bodywork] prepared in 4.50s (fetch 0.20s, install 4.30s); running a/b.py",
+        "boom",
+        "[x1y2z] [bodywork] prepared in 0.75s (fetch 0.10s, install 0.65s); running a/b.py",
+    ]
+    assert results.setup_seconds(lines) == 0.75
+    assert results.setup_seconds(["[bodywork] fetching"]) is None
+    result = StageResult("s", "batch", results.SUCCEEDED, seconds=2.0, setup_seconds=0.75)
+    assert result.run_seconds == 1.25
 
 
 def test_timed_out_stage_makes_the_run_fail():

@@ -50,6 +50,7 @@ class StageSpec:
             envnames.STAGE: self.name,
             envnames.RUN_ID: self.run_id,
             envnames.GIT_COMMIT: self.source.commit,
+            envnames.ORIGINAL_GIT_COMMIT: self.source.commit,
             **dict(self.extra_env),
         }
 
@@ -70,6 +71,8 @@ class Plan:
     artifacts_pvc: str | None = None
     on_failure: StageSpec | None = None  # run when a step fails, with the failure in its env
     webhook_url_secret: str | None = None
+    batch_stages_first: bool = False  # a step's batch stages finish before its services start
+    namespace: str | None = None  # the project's own choice (bodywork.yaml), if it made one
 
     @property
     def stages(self) -> tuple[StageSpec, ...]:
@@ -107,6 +110,8 @@ def build_plan(project: ProjectConfig, source: Source, run_id: str) -> Plan:
         artifacts_pvc=project.artifacts_pvc,
         on_failure=on_failure,
         webhook_url_secret=project.webhook_url_secret,
+        batch_stages_first=project.batch_stages_first,
+        namespace=project.namespace,
     )
 
 
@@ -116,5 +121,9 @@ def on_failure_stage(plan: Plan, failed_stage: str, reason: str) -> StageSpec | 
         return None
     return replace(
         plan.on_failure,
-        extra_env=((envnames.FAILED_STAGE, failed_stage), (envnames.FAILURE_REASON, reason)),
+        extra_env=(
+            (envnames.FAILED_STAGE, failed_stage),
+            (envnames.FAILURE_REASON, reason),
+            (envnames.ORIGINAL_FAILURE_MESSAGE, f"stage '{failed_stage}' {reason}"),
+        ),
     )

@@ -5,6 +5,8 @@ Pure data and formatting; the engine fills it, the CLI prints it, the record sto
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 SUCCEEDED, FAILED, TIMED_OUT, STOPPED, NOT_RUN, SKIPPED = (
@@ -24,6 +26,7 @@ class StageResult:
     status: str
     attempts: int = 0
     seconds: float = 0.0
+    setup_seconds: float | None = None  # fetch + install, as the bootstrapper reported it
     reason: str = ""  # why it did not succeed, in one line a user can act on
     url: str | None = None  # where a service answers
     log_tail: list[str] = field(default_factory=list)
@@ -31,6 +34,27 @@ class StageResult:
     @property
     def ok(self) -> bool:
         return self.status in (SUCCEEDED, SKIPPED)
+
+    @property
+    def run_seconds(self) -> float | None:
+        """The stage's own time: what its limits measure (installation not counted)."""
+        if self.setup_seconds is None:
+            return None
+        return max(0.0, self.seconds - self.setup_seconds)
+
+
+# The bootstrapper's line before it starts the module (bodywork_bootstrap.stage); searched,
+# not matched, as a multi-replica service's lines carry a pod prefix.
+_PREPARED = re.compile(r"\[bodywork\] prepared in ([0-9.]+)s")
+
+
+def setup_seconds(lines: Iterable[str]) -> float | None:
+    """Fetch + install time of the latest attempt, from the bootstrapper's output."""
+    found = None
+    for line in lines:
+        if (match := _PREPARED.search(line)) is not None:
+            found = float(match[1])
+    return found
 
 
 @dataclass
@@ -52,16 +76,21 @@ class RunOutcome:
 
 
 def format_summary(outcome: RunOutcome) -> str:
-    """A fixed-width table: stage, type, result, attempts, duration, and detail."""
-    rows = [("STAGE", "TYPE", "RESULT", "ATTEMPTS", "DURATION", "DETAIL")]
+    """A fixed-width table: stage, type, result, attempts, duration, install, run, detail."""
+    rows = [("STAGE", "TYPE", "RESULT", "ATTEMPTS", "DURATION", "INSTALL", "RUN", "DETAIL")]
     extra = [outcome.on_failure] if outcome.on_failure else []
     for r in [*outcome.results, *extra]:
         detail = r.url or r.reason
-        seconds = f"{r.seconds:.1f}s" if r.status not in (NOT_RUN, SKIPPED) else "-"
-        rows.append((r.stage, r.stage_type, r.status, str(r.attempts), seconds, detail))
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+        ran = r.status not in (NOT_RUN, SKIPPED)
+        seconds = f"{r.seconds:.1f}s" if ran else "-"
+        # Install and run apart: the stage's limits time only its own code.
+        setup = f"{r.setup_seconds:.1f}s" if ran and r.setup_seconds is not None else "-"
+        own = f"{r.run_seconds:.1f}s" if ran and r.run_seconds is not None else "-"
+        rows.append((r.stage, r.stage_type, r.status, str(r.attempts), seconds, setup, own, detail))
+    columns = len(rows[0]) - 1
+    widths = [max(len(row[i]) for row in rows) for i in range(columns)]
     lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[5]
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[columns]
         for row in rows
     ]
     verdict = "succeeded" if outcome.succeeded else "FAILED"

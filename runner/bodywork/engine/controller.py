@@ -53,8 +53,11 @@ def load_plan(
         project = config.load_project(root, gitsource.project_fallback_name(source))
     if on_project is not None:
         on_project(project)
-    for warning in project.warnings:
-        log.warning("config_warning", detail=str(warning))
+    for problem in project.warnings:  # warnings and notes: neither stops a run
+        if problem.severity == "note":
+            log.info("config_note", detail=str(problem))
+        else:
+            log.warning("config_warning", detail=str(problem))
     return plan.build_plan(project, source, run_id or plan.new_run_id())
 
 

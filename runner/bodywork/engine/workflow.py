@@ -82,6 +82,24 @@ def _run_step(step: Step, executor: Executor[H]) -> tuple[list[StageResult], lis
     return ordered, handles
 
 
+def _run_step_batch_first(step: Step, executor: Executor[H]) -> tuple[list[StageResult], list[H]]:
+    """The original's order within a step: its batch stages to completion, then its services
+    (`BATCH_STAGES_FIRST`). A batch stage that fails leaves the step's services unstarted."""
+    batch = tuple(s for s in step.stages if not s.config.is_service)
+    services = tuple(s for s in step.stages if s.config.is_service)
+    if not batch or not services:
+        return _run_step(step, executor)
+    results, handles = _run_step(Step(step.number, batch), executor)
+    if all(r.ok for r in results):
+        more, service_handles = _run_step(Step(step.number, services), executor)
+        results += more
+        handles += service_handles
+    else:
+        results += [_not_run(s, "a batch stage of its step failed") for s in services]
+    by_name = {r.stage: r for r in results}
+    return [by_name[s.name] for s in step.stages], handles
+
+
 def _run_on_failure(plan: Plan, executor: Executor[H], failed: StageResult) -> StageResult | None:
     stage = on_failure_stage(plan, failed.stage, f"{failed.status}: {failed.reason}")
     if stage is None:
@@ -148,12 +166,14 @@ def run_workflow(
         with structlog.contextvars.bound_contextvars(step=step.number):
             log.info("step_started", stages=[s.name for s in step.stages])
             step_started = time.monotonic()
-            results, handles = _run_step(step, executor)
+            run_step = _run_step_batch_first if plan.batch_stages_first else _run_step
+            results, handles = run_step(step, executor)
             outcome.results += results
+            by_name = {r.stage: r for r in results}
             serving += [
-                (step.number, result, handle)
-                for result, handle in zip(results, handles, strict=True)
-                if handle.stage.config.is_service and result.ok
+                (step.number, by_name[handle.stage.name], handle)
+                for handle in handles
+                if handle.stage.config.is_service and by_name[handle.stage.name].ok
             ]
             ok = all(r.ok for r in results)
             log.info(

@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from bodywork.core import objects
-from bodywork_bootstrap import BOOTSTRAP_EXIT_CODES
+from bodywork.core.results import TIMED_OUT
+from bodywork_bootstrap import BOOTSTRAP_EXIT_CODES, TIME_LIMIT_EXIT_CODES
 
 IMAGE_ERRORS = frozenset(
     {"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName"}
@@ -25,12 +26,19 @@ def terminated_reason(state: Any, limit: str | None) -> str:
     """Why a container ended (a V1ContainerStateTerminated), given its memory limit."""
     if state.reason == "OOMKilled":
         return f"OOMKilled (memory limit {limit or 'none set: the node ran out'})"
+    if state.exit_code in TIME_LIMIT_EXIT_CODES:  # the bootstrapper held the code to a limit
+        return f"{TIMED_OUT}: {(state.message or BOOTSTRAP_EXIT_CODES[state.exit_code]).strip()}"
     if state.exit_code in BOOTSTRAP_EXIT_CODES:
         return (
             f"bootstrap failed: {(state.message or BOOTSTRAP_EXIT_CODES[state.exit_code]).strip()}"
         )
     message = (state.message or "").strip().splitlines()
     return f"exited with code {state.exit_code}" + (f": {message[-1]}" if message else "")
+
+
+def is_time_limit(reason: str) -> bool:
+    """Whether a reason from `terminated_reason` says the stage's own time limit was hit."""
+    return reason.startswith(f"{TIMED_OUT}: ")
 
 
 def memory_limit(pod: Any) -> str | None:

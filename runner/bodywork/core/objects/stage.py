@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from bodywork.core import names
+from bodywork.core import bootstrapargs, deadlines, names
 from bodywork.core.objects import conventions as conv
 from bodywork.core.plan import Plan, StageSpec
 
@@ -114,8 +114,13 @@ def cpu_quantity(cores: float) -> str:
 
 def _resources(stage: StageSpec) -> Manifest:
     config = stage.config
-    requests = {"cpu": cpu_quantity(config.cpu_request), "memory": f"{config.memory_request_mb}Mi"}
-    resources: Manifest = {"requests": requests}
+    # A request of 0 asks for no reservation, as the original read it.
+    requests: dict[str, str] = {}
+    if config.cpu_request > 0:
+        requests["cpu"] = cpu_quantity(config.cpu_request)
+    if config.memory_request_mb > 0:
+        requests["memory"] = f"{config.memory_request_mb}Mi"
+    resources: Manifest = {"requests": requests} if requests else {}
     limits = {}
     if config.cpu_limit is not None:
         limits["cpu"] = cpu_quantity(config.cpu_limit)
@@ -127,22 +132,15 @@ def _resources(stage: StageSpec) -> Manifest:
 
 
 def _container(stage: StageSpec, image: str, settings: RunSettings) -> Manifest:
-    config, source = stage.config, stage.source
-    args = [
-        "stage",
-        "--repo", source.repo_url,
-        "--commit", source.commit,
-        "--stage", stage.name,
-        "--script", config.executable_script,
-        "--project", stage.project,
-        "--run-id", stage.run_id,
-        "--project-dir", source.project_dir,
-        "--workdir", conv.WORK_MOUNT,
-        "--venv-root", conv.VENV_ROOT,
-        "--cache-dir", conv.UV_CACHE_DIR,
-        "--artifacts-dir", conv.ARTIFACTS_DIR,
-        "--termination-log", conv.TERMINATION_LOG,
-    ]  # fmt: skip
+    config = stage.config
+    paths = bootstrapargs.StagePaths(
+        workdir=conv.WORK_MOUNT,
+        venv_root=conv.VENV_ROOT,
+        artifacts_dir=conv.ARTIFACTS_DIR,
+        cache_dir=conv.UV_CACHE_DIR,
+        termination_log=conv.TERMINATION_LOG,
+    )
+    args = ["stage", *bootstrapargs.stage_args(stage, paths)]
     env: list[Manifest] = [{"name": k, "value": v} for k, v in stage.env().items()]
     env += [
         {"name": conv.ARTIFACTS_DIR_ENV, "value": conv.ARTIFACTS_DIR},
@@ -210,7 +208,9 @@ def build_job(stage: StageSpec, image: str, settings: RunSettings) -> Manifest:
         "metadata": _metadata(job_name(stage), stage, settings),
         "spec": {
             "backoffLimit": config.retries,
-            "activeDeadlineSeconds": config.max_completion_time_seconds,
+            # A backstop: the bootstrapper times installation and the code apart and
+            # exits with a code naming which limit was hit, well before this fires.
+            "activeDeadlineSeconds": deadlines.batch_backstop_seconds(config),
             "ttlSecondsAfterFinished": settings.job_ttl_seconds,
             "template": {"metadata": {"labels": labels(stage)}, "spec": pod},
         },
@@ -224,12 +224,14 @@ def build_deployment(stage: StageSpec, image: str, settings: RunSettings) -> Man
     probe = {"tcpSocket": {"port": config.port}}
     container = pod["containers"][0]
     container["ports"] = [{"name": conv.HTTP_PORT_NAME, "containerPort": config.port}]
-    # The startup probe covers fetching code and installing requirements, so liveness
-    # never kills a pod that is still installing; readiness gates traffic on PORT.
+    # The startup probe covers fetching code and installing requirements too, so liveness
+    # never kills a pod that is still installing; the bootstrapper holds the code itself to
+    # MAX_STARTUP_TIME_SECONDS. Readiness gates traffic on PORT.
+    startup = deadlines.service_startup_seconds(config)
     container["startupProbe"] = {
         **probe,
         "periodSeconds": conv.PROBE_PERIOD_SECONDS,
-        "failureThreshold": math.ceil(config.max_startup_time_seconds / conv.PROBE_PERIOD_SECONDS),
+        "failureThreshold": math.ceil(startup / conv.PROBE_PERIOD_SECONDS),
     }
     container["readinessProbe"] = {**probe, "periodSeconds": 5, "failureThreshold": 2}
     container["livenessProbe"] = {**probe, "periodSeconds": 10, "failureThreshold": 3}
@@ -240,7 +242,7 @@ def build_deployment(stage: StageSpec, image: str, settings: RunSettings) -> Man
         "spec": {
             "replicas": config.replicas,
             "selector": {"matchLabels": selector(stage)},
-            "progressDeadlineSeconds": config.max_startup_time_seconds + conv.ROLLOUT_GRACE_SECONDS,
+            "progressDeadlineSeconds": startup + conv.ROLLOUT_GRACE_SECONDS,
             "revisionHistoryLimit": 5,
             # Old pods keep serving until new ones are ready.
             "strategy": {

@@ -22,11 +22,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bodywork.core.errors import BodyworkError
+from bodywork.core import bootstrapargs, deadlines, results
+from bodywork.core.errors import BodyworkError, UsageError
 from bodywork.core.plan import Plan, StageSpec
 from bodywork.core.results import FAILED, STOPPED, SUCCEEDED, TIMED_OUT, StageResult
 from bodywork.engine.executors.base import LogSink
-from bodywork_bootstrap import BOOTSTRAP_EXIT_CODES
+from bodywork_bootstrap import BOOTSTRAP_EXIT_CODES, TIME_LIMIT_EXIT_CODES
 
 LOG_TAIL_LINES = 40  # kept per stage for failure reports and the run summary
 STOP_GRACE_SECONDS = 10.0  # SIGTERM first, as Kubernetes does; SIGKILL after this
@@ -59,6 +60,8 @@ def _exit_reason(code: int, tail: Sequence[str]) -> str:
     if code in BOOTSTRAP_EXIT_CODES:
         said = [ln for ln in tail if ln.startswith("[bodywork]")]
         detail = said[-1].removeprefix("[bodywork] ") if said else BOOTSTRAP_EXIT_CODES[code]
+        if code in TIME_LIMIT_EXIT_CODES:
+            return f"{results.TIMED_OUT}: {detail}"
         return f"bootstrap failed: {detail}"
     if code < 0:  # the bootstrapper itself was killed
         code = 128 - code
@@ -79,12 +82,15 @@ class LocalExecutor:
         env: Mapping[str, str],
         python: str = sys.executable,
         stop_grace_seconds: float = STOP_GRACE_SECONDS,
+        stage_secrets: Mapping[str, Mapping[str, str]] | None = None,
     ):
         self.sink = sink
         self.home = home
         self.env = dict(env)
         self.python = python
         self.stop_grace_seconds = stop_grace_seconds
+        # Stage name → its [secrets] values (engine.localsecrets): each stage gets only its own.
+        self.stage_secrets = {k: dict(v) for k, v in (stage_secrets or {}).items()}
         self.handles: list[LocalHandle] = []
         self.run_dir: Path | None = None
         self._lock = threading.Lock()
@@ -97,9 +103,9 @@ class LocalExecutor:
             if not stage.config.is_service or port is None:
                 continue
             if port in ports:
-                raise BodyworkError(
-                    f"services '{ports[port]}' and '{stage.name}' both use PORT {port}: "
-                    "on one machine each needs its own port (change it in config.ini)"
+                raise UsageError(
+                    f"locally, services '{ports[port]}' and '{stage.name}' both listen on "
+                    f"{port}: on one machine each needs its own PORT (the cluster is fine)"
                 )
             ports[port] = stage.name
             if port_in_use(port):
@@ -171,39 +177,23 @@ class LocalExecutor:
 
     # ------------------------------------------------------------------ internals
     def _command(self, handle: LocalHandle) -> list[str]:
-        stage, source = handle.stage, handle.stage.source
-        command = [
-            self.python,
-            "-m",
-            "bodywork_bootstrap",
-            "--repo",
-            source.repo_url,
-            "--commit",
-            source.commit,
-            "--stage",
-            stage.name,
-            "--script",
-            stage.config.executable_script,
-            "--project",
-            stage.project,
-            "--run-id",
-            stage.run_id,
-            "--project-dir",
-            source.project_dir,
-            "--workdir",
-            str(handle.workdir / f"attempt-{handle.attempts}"),
-            "--venv-root",
-            str(self.home / "venvs"),
-            "--artifacts-dir",
-            str(self.artifacts_dir(stage.project)),
-        ]
-        if "UV_CACHE_DIR" not in self.env:
-            command += ["--cache-dir", str(self.home / "uv-cache")]
-        return command
+        stage = handle.stage
+        paths = bootstrapargs.StagePaths(
+            workdir=str(handle.workdir / f"attempt-{handle.attempts}"),
+            venv_root=str(self.home / "venvs"),
+            artifacts_dir=str(self.artifacts_dir(stage.project)),
+            cache_dir=None if "UV_CACHE_DIR" in self.env else str(self.home / "uv-cache"),
+        )
+        return [self.python, "-m", "bodywork_bootstrap", *bootstrapargs.stage_args(stage, paths)]
 
     def _launch(self, handle: LocalHandle) -> None:
         handle.attempts += 1
-        env = {**self.env, **handle.stage.env(), "PYTHONUNBUFFERED": "1"}
+        env = {
+            **self.env,
+            **self.stage_secrets.get(handle.stage.name, {}),
+            **handle.stage.env(),
+            "PYTHONUNBUFFERED": "1",
+        }
         handle.workdir.mkdir(parents=True, exist_ok=True)
         process = subprocess.Popen(
             self._command(handle),
@@ -243,6 +233,7 @@ class LocalExecutor:
             status=status,
             attempts=handle.attempts,
             seconds=time.monotonic() - handle.started,
+            setup_seconds=results.setup_seconds(handle.tail),
             reason=reason,
             url=handle.url,
             log_tail=list(handle.tail),
@@ -250,19 +241,21 @@ class LocalExecutor:
 
     def _wait_for_batch(self, handle: LocalHandle) -> StageResult:
         config = handle.stage.config
-        deadline = handle.started + config.max_completion_time_seconds
         while True:
             assert handle.process is not None
+            # The bootstrapper holds install and code to their own limits; this is the
+            # backstop for a bootstrapper that cannot act, per attempt.
+            backstop = deadlines.attempt_seconds(config) + deadlines.POD_START_GRACE_SECONDS
             try:
-                code = handle.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+                code = handle.process.wait(timeout=backstop)
             except subprocess.TimeoutExpired:
                 self._terminate(handle)
                 self._finish_reading(handle)
                 return self._result(
                     handle,
                     TIMED_OUT,
-                    f"timed out after {config.max_completion_time_seconds}s "
-                    "(MAX_COMPLETION_TIME_SECONDS, all attempts)",
+                    f"no result after {backstop}s (MAX_INSTALL_TIME_SECONDS + "
+                    "MAX_COMPLETION_TIME_SECONDS + grace): the bootstrapper did not respond",
                 )
             self._terminate(handle)  # the stage's leftover children go with it
             self._finish_reading(handle)
@@ -272,7 +265,8 @@ class LocalExecutor:
                 return self._result(handle, SUCCEEDED)
             reason = _exit_reason(code, handle.tail)
             if handle.attempts > config.retries:
-                return self._result(handle, FAILED, reason)
+                status = TIMED_OUT if code in TIME_LIMIT_EXIT_CODES else FAILED
+                return self._result(handle, status, reason)
             self.sink(
                 handle.stage.name,
                 f"[bodywork] attempt {handle.attempts} failed "
@@ -283,7 +277,8 @@ class LocalExecutor:
     def _wait_until_ready(self, handle: LocalHandle) -> StageResult:
         config = handle.stage.config
         assert config.port is not None and handle.process is not None
-        deadline = handle.started + config.max_startup_time_seconds
+        backstop = deadlines.service_backstop_seconds(config)
+        deadline = handle.started + backstop
         while time.monotonic() < deadline:
             if handle.stop_requested.is_set():
                 self._terminate(handle)
@@ -292,6 +287,8 @@ class LocalExecutor:
             if code is not None:
                 self._terminate(handle)
                 self._finish_reading(handle)
+                if code in TIME_LIMIT_EXIT_CODES:
+                    return self._result(handle, TIMED_OUT, _exit_reason(code, handle.tail))
                 return self._result(
                     handle,
                     FAILED,
@@ -306,8 +303,8 @@ class LocalExecutor:
         return self._result(
             handle,
             TIMED_OUT,
-            f"not listening on port {config.port} after {config.max_startup_time_seconds}s "
-            "(MAX_STARTUP_TIME_SECONDS)",
+            f"not listening on port {config.port} after {backstop}s (MAX_INSTALL_TIME_SECONDS "
+            "+ MAX_STARTUP_TIME_SECONDS + grace): the bootstrapper did not respond",
         )
 
     def _terminate(self, handle: LocalHandle) -> None:

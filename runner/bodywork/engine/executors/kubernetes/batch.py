@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from bodywork.core import objects
+from bodywork.core import deadlines, objects
 from bodywork.core.errors import ClusterError
 from bodywork.core.plan import StageSpec
 from bodywork.core.results import FAILED, STOPPED, SUCCEEDED, TIMED_OUT, StageResult
@@ -50,7 +50,8 @@ def start(ex: KubernetesExecutor, stage: StageSpec) -> KubeHandle:
 
 def wait(ex: KubernetesExecutor, handle: KubeHandle) -> StageResult:
     config = handle.stage.config
-    deadline = handle.started + config.max_completion_time_seconds + WAIT_GRACE_SECONDS
+    backstop = deadlines.batch_backstop_seconds(config)
+    deadline = handle.started + backstop + WAIT_GRACE_SECONDS
     seen = ex.changes.version
     while True:
         pods = ex.stage_pods(handle)
@@ -80,11 +81,12 @@ def wait(ex: KubernetesExecutor, handle: KubeHandle) -> StageResult:
                         handle,
                         TIMED_OUT,
                         attempts,
-                        f"timed out after {config.max_completion_time_seconds}s "
-                        "(MAX_COMPLETION_TIME_SECONDS, all attempts)",
+                        f"no result within the Job's backstop of {backstop}s (every attempt's "
+                        "MAX_INSTALL_TIME_SECONDS + MAX_COMPLETION_TIME_SECONDS, plus grace)",
                     )
                 reason = handle.last_failure or c.message or c.reason or "failed"
-                return stage_result(handle, FAILED, attempts, reason)
+                status = TIMED_OUT if podstatus.is_time_limit(reason) else FAILED
+                return stage_result(handle, status, attempts, reason)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             delete(ex, handle)

@@ -14,11 +14,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from bodywork.core import results
 from bodywork.core.plan import StageSpec
 from bodywork.core.results import StageResult
 
 LOG_TAIL_LINES = 500  # kept for the failure report and the run record (size-capped there)
-WAIT_GRACE_SECONDS = 60  # beyond a stage's own deadline before the controller gives up
+WAIT_GRACE_SECONDS = 60  # beyond a stage's backstop before the controller gives up
 INFORMER_SYNC_SECONDS = 30
 CLAIM_BIND_SECONDS = 120  # dynamic provisioning takes seconds; two minutes means it won't
 WAKE_SECONDS = 5.0  # re-check deadlines at least this often while waiting for events
@@ -54,6 +55,7 @@ def stage_result(
         status=status,
         attempts=attempts,
         seconds=time.monotonic() - handle.started,
+        setup_seconds=results.setup_seconds(handle.tail),
         reason=reason,
         url=url,
         log_tail=list(handle.tail),

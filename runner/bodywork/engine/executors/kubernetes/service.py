@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from bodywork.core import objects
+from bodywork.core import deadlines, objects
 from bodywork.core.plan import StageSpec
 from bodywork.core.results import FAILED, STOPPED, SUCCEEDED, TIMED_OUT, StageResult
 from bodywork.engine.executors.kubernetes import logs
@@ -87,7 +87,8 @@ def _apply_ingress(ex: KubernetesExecutor, stage: StageSpec) -> None:
 
 def wait(ex: KubernetesExecutor, handle: KubeHandle) -> StageResult:
     config = handle.stage.config
-    deadline = handle.started + config.max_startup_time_seconds
+    backstop = deadlines.service_backstop_seconds(config)
+    deadline = handle.started + backstop
     seen = ex.changes.version
     while True:
         pods = ex.stage_pods(handle)
@@ -104,11 +105,12 @@ def wait(ex: KubernetesExecutor, handle: KubeHandle) -> StageResult:
         )
         if failure is None and time.monotonic() >= deadline:
             failure = (
-                f"not ready after {config.max_startup_time_seconds}s (MAX_STARTUP_TIME_SECONDS)"
+                f"not ready after {backstop}s (MAX_INSTALL_TIME_SECONDS + "
+                "MAX_STARTUP_TIME_SECONDS + grace)"
             )
             status = TIMED_OUT
         else:
-            status = FAILED
+            status = TIMED_OUT if failure and podstatus.is_time_limit(failure) else FAILED
         if failure is not None:
             logs.report_events(ex, handle, pods)
             rolled = rollback(ex, handle)
