@@ -67,15 +67,23 @@ def test_validate_bad_project_exits_2_listing_every_problem(make_repo):
     assert done.returncode == 2, done.stdout + done.stderr
     output = done.stdout + done.stderr
     assert "Traceback" not in output
-    assert "the project has 4 problems:" in done.stderr
+    # An unknown key is a warning, as the original ignored it; --strict makes it an error.
+    assert "the project has 3 problems:" in done.stderr
+    assert (
+        "warning: train/config.ini: RETIRES: unknown key in [default] "
+        "(did you mean RETRIES, in [batch]?)" in done.stderr
+    )
     for problem in (
         "train/config.ini: EXECUTABLE_SCRIPT: 'train.py' does not exist in train/ "
         "(did you mean train_model.py?)",
-        "train/config.ini: RETIRES: unknown key in [default]",
         "serve/config.ini: PORT: missing: add PORT = ... under [service]",
         "bodywork.ini: DAG: stage 'missing' has no directory 'missing/' in the project",
     ):
         assert problem in done.stderr
+    strict = bodywork("validate", "--strict", str(repo))
+    assert strict.returncode == 2
+    assert "the project has 4 problems:" in strict.stderr
+    assert "  train/config.ini: RETIRES: unknown key in [default]" in strict.stderr
 
 
 def test_run_with_failing_stage_exits_5_with_summary_and_reason(make_repo):
@@ -94,7 +102,9 @@ def test_run_with_failing_stage_exits_5_with_summary_and_reason(make_repo):
     assert "ok    | ok ran" in done.stdout
     assert "after ran" not in done.stdout
     table = done.stdout[done.stdout.index("STAGE") :].splitlines()
-    assert table[0].split() == ["STAGE", "TYPE", "RESULT", "ATTEMPTS", "DURATION", "DETAIL"]
+    assert table[0].split() == [
+        "STAGE", "TYPE", "RESULT", "ATTEMPTS", "DURATION", "INSTALL", "RUN", "DETAIL"
+    ]  # fmt: skip
     assert table[1].split()[:3] == ["ok", "batch", "succeeded"]
     assert table[2].split()[:3] == ["bad", "batch", "failed"]
     assert table[2].endswith("exited with code 1: the data is corrupt")

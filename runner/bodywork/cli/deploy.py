@@ -41,7 +41,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
     settings.require_url(args.source, "deploy")
     api = settings.api_client()
-    namespace = args.namespace
+    namespace = settings.namespace_of(args)
     if args.resume:
         record = recordstore.find_record(settings.core_api(api), namespace, args.resume)
         if record is None:
@@ -50,6 +50,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             raise UsageError(f"run {record['run_id']} succeeded: there is nothing to resume")
         args.branch = record["commit"]
     the_plan = settings.load_plan(args)  # validate before anything is created
+    namespace = settings.namespace_of(args, the_plan)
     run = settings.controller_run(args, the_plan)
     image = settings.controller_image(args)
     job = deploy.deploy(api, namespace, run, image, args.image_pull_policy)
@@ -79,7 +80,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     the_plan = settings.load_plan(args, run_id=args.run_id)
     run_settings = objects.RunSettings(
-        namespace=args.namespace,
+        namespace=settings.namespace_of(args, the_plan),
         image=settings.controller_image(args),
         image_pull_policy=args.image_pull_policy,
         git_ssh_secret=args.git_ssh_secret,
@@ -154,7 +155,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     settings.require_url(args.source, "bootstrap")
     secrets = parse_secret_args(args)
     the_plan = settings.load_plan(args)
-    api, namespace = settings.api_client(), args.namespace
+    api, namespace = settings.api_client(), settings.namespace_of(args, the_plan)
     checks = list(BOOTSTRAP_CHECKS)
     if secrets:
         checks += [("get", "secrets", ""), ("create", "secrets", ""), ("update", "secrets", "")]
@@ -191,7 +192,8 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 def register(commands: SubParsers) -> None:
     sub = settings.add_namespace(
-        commands.add_parser("deploy", help="start a run in the cluster (controller Job)")
+        commands.add_parser("deploy", help="start a run in the cluster (controller Job)"),
+        from_project=True,
     )
     settings.add_source(sub)
     settings.add_logging(sub)
@@ -202,7 +204,8 @@ def register(commands: SubParsers) -> None:
     sub.set_defaults(handler=cmd_deploy)
 
     sub = settings.add_namespace(
-        commands.add_parser("render", help="print the manifests a run would apply")
+        commands.add_parser("render", help="print the manifests a run would apply"),
+        from_project=True,
     )
     settings.add_source(sub)
     settings.add_image(sub)
@@ -220,7 +223,8 @@ def register(commands: SubParsers) -> None:
     sub = settings.add_namespace(
         commands.add_parser(
             "bootstrap", help="install RBAC, create secrets, start and follow the first run"
-        )
+        ),
+        from_project=True,
     )
     settings.add_source(sub)
     settings.add_logging(sub)

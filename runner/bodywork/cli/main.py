@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 
 from bodywork import __version__
-from bodywork.cli import cronjob, deploy, history, run, secret, settings
+from bodywork.cli import cronjob, deploy, history, legacy, run, secret, settings
 from bodywork.core.errors import BodyworkError
 
 EXIT_INTERRUPTED = run.EXIT_INTERRUPTED
@@ -40,6 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["stage"]:  # fast path: no argparse tree, no heavy imports
         return run.cmd_stage(argv[1:])
+    try:  # the original Bodywork's command lines still work (cli/legacy, docs/migrating.md)
+        argv, note = legacy.translate(argv)
+    except BodyworkError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
+    if note is not None:
+        print(f"note: {note}", file=sys.stderr, flush=True)
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:

@@ -49,15 +49,19 @@ def report(outcome: results.RunOutcome) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bodywork.engine import controller, workflow
+    from bodywork.engine import controller, localsecrets, workflow
     from bodywork.engine.executors.local import LocalExecutor
 
     signal.signal(signal.SIGTERM, raise_keyboard_interrupt)  # `kill` cleans up like Ctrl-C
     the_plan = settings.load_plan(args)
+    secrets_file = Path(args.secrets_file) if args.secrets_file else None
+    stage_secrets = localsecrets.resolve(the_plan, os.environ, secrets_file)
     # Stages fetch the same URL, so they get the same credentials (as paths and env).
     stage_env = settings.git_auth_env(args) or os.environ
     home = settings.default_home(dict(os.environ))
-    executor = LocalExecutor(output.stage_printer(the_plan), home, stage_env)
+    executor = LocalExecutor(
+        output.stage_printer(the_plan), home, stage_env, stage_secrets=stage_secrets
+    )
     try:
         outcome = workflow.run_workflow(the_plan, executor)
         controller.send_webhook(the_plan, outcome)
@@ -163,10 +167,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     def summarise(project: config.ProjectConfig) -> int:
         for warning in project.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
+            print(f"{warning.severity}: {warning}", file=sys.stderr)
         stages = sum(len(step) for step in project.dag)
         print(
-            f"{config.PROJECT_FILE} OK: project '{project.project_name}', "
+            f"{project.config_file} OK: project '{project.project_name}', "
             f"{stages} stage(s) in {len(project.dag)} step(s)"
         )
         return 0
@@ -180,16 +184,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
             with tempfile.TemporaryDirectory(prefix="bodywork-validate-") as tmp:
                 root = gitsource.checkout(source, Path(tmp) / "src", env)
                 name = gitsource.project_fallback_name(source)
-                return summarise(config.load_project(root, name))
+                return summarise(config.load_project(root, name, strict=args.strict))
         # A local path is validated as it is on disk, so mistakes show up before a commit.
         root = Path(args.source) / args.project_dir
         if not root.is_dir():
             raise BodyworkError(f"{root} is not a directory")
-        return summarise(config.load_project(root, root.resolve().name))
+        return summarise(config.load_project(root, root.resolve().name, strict=args.strict))
     except ConfigError as exc:
         for problem in exc.problems:
-            if problem.severity == "warning":
-                print(f"warning: {problem}", file=sys.stderr)
+            if problem.severity != "error":
+                print(f"{problem.severity}: {problem}", file=sys.stderr)
         raise
 
 
@@ -203,6 +207,13 @@ def register(commands: SubParsers) -> None:
     run = commands.add_parser("run", help="run a workflow on this machine (no cluster needed)")
     settings.add_source(run)
     settings.add_logging(run)
+    run.add_argument(
+        "--secrets-file",
+        default=None,
+        metavar="FILE",
+        help="values for the stages' [secrets]: an ini file, one [secret-name] section per "
+        "Secret (default: the variables of your environment)",
+    )
     run.set_defaults(handler=cmd_run)
 
     flow = commands.add_parser(
@@ -244,6 +255,11 @@ def register_checks(commands: SubParsers) -> None:
     """validate and stage, listed after the cluster commands in --help."""
     validate = commands.add_parser("validate", help="check a project's configuration")
     settings.add_source(validate)
+    validate.add_argument(
+        "--strict",
+        action="store_true",
+        help="unknown keys and sections are errors, not warnings",
+    )
     validate.set_defaults(handler=cmd_validate)
 
     commands.add_parser("stage", help="run one stage (what every stage pod runs)", add_help=False)

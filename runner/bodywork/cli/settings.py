@@ -195,11 +195,29 @@ def add_logging(sub: argparse.ArgumentParser, default: str = "info") -> None:
     sub.set_defaults(log_default=default)
 
 
-def add_namespace(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    sub.add_argument(
-        "-n", "--namespace", default=DEFAULT_NAMESPACE, help=f"default: {DEFAULT_NAMESPACE}"
-    )
+def add_namespace(
+    sub: argparse.ArgumentParser, from_project: bool = False
+) -> argparse.ArgumentParser:
+    """-n/--namespace. `from_project`: unset means the project's `namespace` (bodywork.yaml),
+    resolved by `namespace_of` once the project is read, else the default."""
+    if from_project:
+        sub.add_argument(
+            "-n",
+            "--namespace",
+            default=None,
+            help=f"default: the project's namespace (bodywork.yaml), else {DEFAULT_NAMESPACE}",
+        )
+    else:
+        sub.add_argument(
+            "-n", "--namespace", default=DEFAULT_NAMESPACE, help=f"default: {DEFAULT_NAMESPACE}"
+        )
     return sub
+
+
+def namespace_of(args: argparse.Namespace, the_plan: plan.Plan | None = None) -> str:
+    """--namespace, else the project's own (bodywork.yaml `namespace`), else the default."""
+    chosen: str | None = args.namespace or (the_plan.namespace if the_plan else None)
+    return chosen or DEFAULT_NAMESPACE
 
 
 def add_output(sub: argparse.ArgumentParser) -> None:
