@@ -10,7 +10,7 @@ from __future__ import annotations
 import textwrap
 
 from tests.e2e.conftest import kubectl, run_workflow
-from tests.e2e.test_kubernetes import cluster_ip, http_get
+from tests.e2e.test_kubernetes import cluster_ip, http_get, summary_row
 from tests.local.test_original_semantics import SLOW_BUILD_SECONDS, slow_package
 
 PORT = 8080
@@ -91,14 +91,13 @@ def test_yaml_project_with_shared_folder_args_and_slow_install_trains_and_serves
     assert "trained with ['--epochs', '3'] in " in done.stdout
     # The one-line note says the original's image means Bodywork's own.
     assert "bodyworkml/bodywork-core" in done.stderr
-    images = kubectl(
-        "get", "deploy", "-n", namespace, "-o", "jsonpath={..containers[0].image}"
-    )
+    images = kubectl("get", "deploy", "-n", namespace, "-o", "jsonpath={..containers[0].image}")
     assert "bodyworkml" not in images
     service = kubectl("get", "svc", "-n", namespace, "-o", "jsonpath={.items[0].metadata.name}")
     answer = http_get(f"http://{cluster_ip(namespace, service)}:{PORT}/").decode()
     assert answer == f"model --epochs 3 42 at {sha}"
     # The summary shows install time apart from run time; install took the slow build.
-    row = next(ln for ln in done.stdout.splitlines() if ln.startswith("train-model"))
-    install = float(row.split()[5].rstrip("s"))
+    row = summary_row(done.stdout, "train-model")
+    header = next(ln.split() for ln in done.stdout.splitlines() if ln.startswith("STAGE"))
+    install = float(row[header.index("INSTALL")].rstrip("s"))
     assert install >= SLOW_BUILD_SECONDS, row
