@@ -1,7 +1,7 @@
-"""End to end: `bodywork run examples/train-and-deploy` trains, serves, scores and stops cleanly.
+"""End to end: `bodywork run examples/<each>` trains, serves, scores and stops cleanly.
 
 A real `bodywork` process installs scikit-learn from PyPI (hence `network`), trains the
-model, serves it on port 5000, answers a scoring request, and on Ctrl-C (SIGINT) exits with
+model, serves it (port 5000 or 5001), answers a scoring request, and on Ctrl-C (SIGINT) exits with
 130 leaving neither the port nor any process behind. The run uses the committed HEAD of
 this repository, so the answer must name that commit.
 """
@@ -23,7 +23,7 @@ from bodywork.engine.executors.local import port_in_use
 from tests.conftest import REPO_ROOT, git
 
 PORT = 5000
-READY_LINE = f"ready at http://localhost:{PORT}"
+YAML_PORT = 5001  # examples/yaml-pipeline serves here
 READY_TIMEOUT_SECONDS = 300
 STOP_TIMEOUT_SECONDS = 20
 # Persistent across test runs so only the first run downloads scikit-learn and friends.
@@ -59,9 +59,9 @@ def wait_for_line(path: Path, wanted: str, process: subprocess.Popen, timeout: f
     )
 
 
-def score(payload: dict[str, float]) -> dict[str, object]:
+def score(payload: dict[str, float], port: int = PORT) -> dict[str, object]:
     request = urllib.request.Request(
-        f"http://localhost:{PORT}/iris/v1/score",
+        f"http://localhost:{port}/iris/v1/score",
         data=json.dumps(payload).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
@@ -71,16 +71,21 @@ def score(payload: dict[str, float]) -> dict[str, object]:
 
 
 @pytest.mark.network
-def test_train_and_deploy_example_runs_serves_and_stops(tmp_path: Path) -> None:
-    if port_in_use(PORT):
-        pytest.skip(f"port {PORT} is already in use on this machine; the example serves there")
+@pytest.mark.parametrize(
+    ("example", "port"), [("train-and-deploy", PORT), ("yaml-pipeline", YAML_PORT)]
+)
+def test_example_runs_serves_and_stops(tmp_path: Path, example: str, port: int) -> None:
+    """Both examples: bodywork.ini (train-and-deploy) and bodywork.yaml (yaml-pipeline, whose
+    modules share a folder and take `args`)."""
+    if port_in_use(port):
+        pytest.skip(f"port {port} is already in use on this machine; the example serves there")
     home = tmp_path / "bodywork-home"
     env = {**os.environ, "BODYWORK_HOME": str(home), "UV_CACHE_DIR": str(UV_CACHE)}
     stdout, stderr = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
     head = git(REPO_ROOT, "rev-parse", "HEAD")  # read first: others may commit meanwhile
     with stdout.open("wb") as out, stderr.open("wb") as err:
         process = subprocess.Popen(
-            ["bodywork", "run", "examples/train-and-deploy"],
+            ["bodywork", "run", f"examples/{example}"],
             cwd=REPO_ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -88,15 +93,15 @@ def test_train_and_deploy_example_runs_serves_and_stops(tmp_path: Path) -> None:
             stderr=err,
         )
     try:
-        wait_for_line(stdout, READY_LINE, process, READY_TIMEOUT_SECONDS)
+        wait_for_line(stdout, f"ready at http://localhost:{port}", process, READY_TIMEOUT_SECONDS)
 
-        answer = score(IRIS_SETOSA)
+        answer = score(IRIS_SETOSA, port)
         assert answer["species_prediction"] == "setosa", answer
         assert answer["model_commit"] == head, answer
 
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=STOP_TIMEOUT_SECONDS) == 130, stdout.read_text()
-        assert not port_in_use(PORT), f"port {PORT} still answers after the run stopped"
+        assert not port_in_use(port), f"port {port} still answers after the run stopped"
         assert processes_mentioning(str(home)) == {}, "stage processes outlived the run"
     finally:
         # Only on failure is anything left: end the run and whatever it started, by pid.
