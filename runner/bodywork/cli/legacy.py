@@ -185,6 +185,15 @@ def _refuse(form: str, why: str, hint: str) -> UsageError:
     )
 
 
+def _refuse_ssh(form: str, namespace: str | None) -> UsageError:
+    """v3's --ssh read a key file here; today every pod mounts the key from a Secret."""
+    return _refuse(
+        f"{form} --ssh",
+        "the key is not read from this machine: every pod mounts it from a Secret",
+        SSH_HINT.replace("NS", namespace or "bodywork"),
+    )
+
+
 def _shown_extras(extras: list[str]) -> str:
     """Unknown arguments, named without any value they carry."""
     return " ".join(t.split("=", 1)[0] + ("=..." if "=" in t else "") for t in extras)
@@ -473,11 +482,7 @@ def _v3_deployment(verb: str, form: str, rest: list[str]) -> _Today:
         parser.add_argument("--bodywork-image")
         args = _parse(parser, form, rest, hint)
         if args.ssh:
-            raise _refuse(
-                f"{form} --ssh",
-                "the key is not read from this machine: every pod mounts it from a Secret",
-                SSH_HINT.replace("NS", args.namespace or "bodywork"),
-            )
+            raise _refuse_ssh(form, args.namespace)
         branch = _one_branch(form, args.git_branch, args.branch)
         image = ["--image", args.bodywork_image] if args.bodywork_image else []
         watch = [] if args.asynchronous else ["--watch"]
@@ -532,11 +537,7 @@ def _v3_cronjob(verb: str, form: str, rest: list[str]) -> _Today:
         parser.add_argument("--group", "--secrets-group")
         args = _parse(parser, form, rest, hint)
         if args.ssh:
-            raise _refuse(
-                f"{form} --ssh",
-                "the key is not read from this machine: every pod mounts it from a Secret",
-                SSH_HINT.replace("NS", args.namespace or "bodywork"),
-            )
+            raise _refuse_ssh(form, args.namespace)
         branch = _one_branch(form, args.git_branch, args.branch)
         argv = ["cronjob", "create", *_ns(args.namespace), args.git_url]
         argv += ["--schedule", args.schedule, *(["--name", args.name] if args.name else [])]
