@@ -28,6 +28,10 @@ TRIGGER = "BODYWORK_TRIGGER"
 CRONJOB = "BODYWORK_CRONJOB"
 WEBHOOK_URL = "BODYWORK_WEBHOOK_URL"
 
+# The init-container hand-off: a stage in another image runs the bootstrapper handed over in
+# a shared volume, with the uv binary handed over beside it.
+UV = "BODYWORK_UV"
+
 # The CLI's own settings, read once in `bodywork.cli.settings`.
 HOME = "BODYWORK_HOME"  # caches, venvs and local artifacts (default ~/.bodywork)
 IMAGE = "BODYWORK_IMAGE"  # the controller image, when --image is not given

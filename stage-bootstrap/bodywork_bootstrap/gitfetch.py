@@ -269,3 +269,23 @@ def fetch_commit(
     checkout = _git(switch, dest, env, deadline)
     if checkout.returncode != 0:
         raise FetchError(f"commit {commit} is not in {redact(url)}: {_reason(checkout.stderr)}")
+
+
+def checked_out_commit(dest: Path) -> str | None:
+    """The commit `dest` has checked out, read from .git without the git executable (a
+    user's image that runs a handed-over checkout may have no git); None if unreadable."""
+    git_dir = dest / ".git"
+    try:
+        head = (git_dir / "HEAD").read_text().strip()
+        if not head.startswith("ref: "):
+            return head  # detached, as fetch_commit leaves it
+        ref = head.removeprefix("ref: ")
+        if (git_dir / ref).is_file():
+            return (git_dir / ref).read_text().strip()
+        for line in (git_dir / "packed-refs").read_text().splitlines():
+            sha, _, name = line.partition(" ")
+            if name == ref:
+                return sha
+    except OSError:
+        return None
+    return None

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -42,6 +43,7 @@ MODULE_ARGS_SEPARATOR = "--"  # what follows it on the command line goes to the 
 NOTEBOOK_SUFFIX = ".ipynb"
 NOTEBOOK_RUNNER = Path(__file__).resolve().with_name("notebook.py")  # run by the venv's python
 INLINE_REQUIREMENTS_FILE = "stage-requirements.txt"  # in the workdir, never in the checkout
+HANDOFF_UV = "bin/uv"  # inside the --handoff directory
 
 
 def _say(message: str) -> None:
@@ -150,7 +152,48 @@ def build_parser() -> argparse.ArgumentParser:
         help="service: stop it unless it listens on --port within N s of starting "
         "(MAX_STARTUP_TIME_SECONDS)",
     )
+    handoff = parser.add_argument_group(
+        "init-container hand-off (a stage in an image without Bodywork)"
+    )
+    handoff.add_argument(
+        "--fetch-only",
+        action="store_true",
+        help="fetch and check the commit into WORKDIR/src, then exit (the init container)",
+    )
+    handoff.add_argument(
+        "--handoff",
+        default=None,
+        metavar="DIR",
+        help="with --fetch-only: copy this bootstrapper and uv into DIR for the stage's image",
+    )
+    handoff.add_argument(
+        "--checkout-ready",
+        action="store_true",
+        help="use the checkout already in WORKDIR/src (verified to be --commit); no fetch",
+    )
     return parser
+
+
+def hand_over(directory: Path) -> None:
+    """Copy this stdlib-only package and the uv binary into `directory`: all a stage needs
+    to bootstrap in any image with a python3 (PYTHONPATH=DIR, BODYWORK_UV=DIR/bin/uv)."""
+    package = Path(__file__).resolve().parent
+    target = directory / package.name
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(package, target, ignore=shutil.ignore_patterns("__pycache__"))
+    (directory / "bin").mkdir(parents=True, exist_ok=True)
+    uv = directory / HANDOFF_UV
+    shutil.copy2(venv.uv_executable(), uv)
+    uv.chmod(0o755)
+
+
+def _without_handoff(pythonpath: str | None) -> str | None:
+    """PYTHONPATH minus the folder this bootstrapper was handed over in: not the stage's."""
+    if not pythonpath:
+        return pythonpath
+    ours = str(Path(__file__).resolve().parent.parent)
+    kept = [p for p in pythonpath.split(os.pathsep) if p and os.path.realpath(p) != ours]
+    return os.pathsep.join(kept) or None
 
 
 def split_module_args(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -181,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(own)
     if args.max_startup_seconds is not None and args.port is None:
         parser.error("--max-startup-seconds needs --port")
+    if args.fetch_only and args.checkout_ready:
+        parser.error("--fetch-only fetches; --checkout-ready uses a fetched checkout: pick one")
+    if args.handoff and not args.fetch_only:
+        parser.error("--handoff goes with --fetch-only")
     started = time.monotonic()
     log = args.termination_log
     stage = args.stage
@@ -203,21 +250,31 @@ def main(argv: list[str] | None = None) -> int:
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bodywork-stage-"))
     checkout = workdir / "src"
-    _say(f"fetching {redaction.redact(args.repo)} at {args.commit[:12]}")
-    try:
-        gitfetch.fetch_commit(args.repo, args.commit, checkout, deadline=deadline)
-    except gitfetch.FetchTimedOut:
-        return _fail(
-            EXIT_FETCH_FAILED,
-            f"fetching the code for stage '{stage}' took longer than "
-            f"{_n(args.max_install_seconds)} s (MAX_INSTALL_TIME_SECONDS, which bounds "
-            "fetching and installing together): raise it, or check the Git server",
-            log,
-        )
-    except gitfetch.FetchError as exc:
-        return _fail(EXIT_FETCH_FAILED, str(exc), log)
-    finally:
-        gitfetch.forget_private_keys()  # the stage's code never finds a copy of the key
+    if args.checkout_ready:  # an init container fetched it; trust nothing but the SHA
+        found = gitfetch.checked_out_commit(checkout)
+        if found != args.commit:
+            return _fail(
+                EXIT_FETCH_FAILED,
+                f"the checkout handed over in {checkout} is at {found or 'no commit'}, "
+                f"not {args.commit[:12]}: the init container did not fetch this run's commit",
+                log,
+            )
+    else:
+        _say(f"fetching {redaction.redact(args.repo)} at {args.commit[:12]}")
+        try:
+            gitfetch.fetch_commit(args.repo, args.commit, checkout, deadline=deadline)
+        except gitfetch.FetchTimedOut:
+            return _fail(
+                EXIT_FETCH_FAILED,
+                f"fetching the code for stage '{stage}' took longer than "
+                f"{_n(args.max_install_seconds)} s (MAX_INSTALL_TIME_SECONDS, which bounds "
+                "fetching and installing together): raise it, or check the Git server",
+                log,
+            )
+        except gitfetch.FetchError as exc:
+            return _fail(EXIT_FETCH_FAILED, str(exc), log)
+        finally:
+            gitfetch.forget_private_keys()  # the stage's code never finds a copy of the key
     fetched = time.monotonic()
 
     root = checkout.resolve()
@@ -237,6 +294,15 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(
             EXIT_STAGE_INVALID, f"{module} does not exist at commit {args.commit[:12]}", log
         )
+
+    if args.fetch_only:  # the init container: the stage's own image does the rest
+        if args.handoff:
+            try:
+                hand_over(Path(args.handoff))
+            except (OSError, venv.InstallError) as exc:
+                return _fail(EXIT_FETCH_FAILED, f"cannot hand over the bootstrapper: {exc}", log)
+        _say(f"fetched {module} at {args.commit[:12]} in {fetched - started:.2f}s; handing over")
+        return 0
 
     if requirements_file is not None:
         requirements = project_root / requirements_file
@@ -286,9 +352,11 @@ def main(argv: list[str] | None = None) -> int:
     artifacts.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.pop(envnames.GIT_TOKEN, None)  # the Git token was for fetching, not for stage code
+    env.pop(envnames.UV, None)
     bin_dir = str(python.parent)
+    inherited = _without_handoff(env.get("PYTHONPATH"))
     env.update(
-        PYTHONPATH=os.pathsep.join(filter(None, [str(project_root), env.get("PYTHONPATH")])),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(project_root), inherited])),
         PYTHONUNBUFFERED="1",  # stage output must stream live, not arrive at exit
         VIRTUAL_ENV=str(python.parent.parent),
         PATH=os.pathsep.join(filter(None, [bin_dir, env.get("PATH")])),

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bodywork_bootstrap import supervise
+from bodywork_bootstrap import envnames, supervise
 
 READY_MARKER = ".bodywork-ready"  # written last: a venv without it is incomplete
 _REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -43,6 +43,12 @@ class InstallTimedOut(InstallError):
 
 
 def uv_executable() -> str:
+    """uv: the one handed over by the init container (BODYWORK_UV), else the installed one."""
+    handed_over = os.environ.get(envnames.UV)
+    if handed_over:
+        if not os.access(handed_over, os.X_OK):
+            raise InstallError(f"{envnames.UV}={handed_over} is not an executable uv")
+        return handed_over
     try:
         from uv import find_uv_bin  # the `uv` wheel ships the binary and this locator
 
@@ -64,8 +70,19 @@ def requirement_lines(text: str) -> list[tuple[int, str]]:
     return found
 
 
+def interpreter_identity() -> str:
+    """What tells two Pythons apart, even at one path with one version in two images (ours
+    and a user's DOCKER_IMAGE share a PVC): version, ABI, the real binary and its size."""
+    real = os.path.realpath(sys.executable)
+    try:
+        size = os.stat(real).st_size
+    except OSError:
+        size = -1
+    return "\0".join([sys.version, sys.implementation.cache_tag or "", real, str(size)])
+
+
 def venv_key(requirements: str, stage: str) -> str:
-    material = f"{sys.version}\0{sys.executable}\0{stage}\0{requirements}"
+    material = f"{interpreter_identity()}\0{sys.executable}\0{stage}\0{requirements}"
     return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 

@@ -122,7 +122,10 @@ def test_names_match_the_bootstrapper() -> None:
     assert objects.GIT_TOKEN_ENV == gitfetch.TOKEN_ENV
 
 
-def test_stage_pods_mount_the_ssh_secret_read_only_0400_and_reference_the_token() -> None:
+def test_only_the_fetch_init_container_sees_the_ssh_secret_and_the_token() -> None:
+    """With Git credentials a stage fetches in an init container: the key is mounted (read
+    only, 0400) and the token referenced there, and the container that runs user code has
+    neither, nor any way to them."""
     bodies = objects.build_stage_objects(make_plan(), PRIVATE)
     pods = [pod for body in bodies for pod in pod_specs(body)]
     assert len(pods) == 2  # the Job and the Deployment
@@ -131,10 +134,11 @@ def test_stage_pods_mount_the_ssh_secret_read_only_0400_and_reference_the_token(
     for pod in pods:
         volume = next(v for v in pod["volumes"] if v["name"] == "git-ssh")
         assert volume == {"name": "git-ssh", "secret": {"secretName": SSH, "defaultMode": 256}}
-        container = pod["containers"][0]
-        mount = next(m for m in container["volumeMounts"] if m["name"] == "git-ssh")
+        (fetch,) = pod["initContainers"]
+        assert fetch["name"] == "fetch" and "--fetch-only" in fetch["args"]
+        mount = next(m for m in fetch["volumeMounts"] if m["name"] == "git-ssh")
         assert mount == {"name": "git-ssh", "mountPath": "/bodywork/git-ssh", "readOnly": True}
-        env = {e["name"]: e for e in container["env"]}
+        env = {e["name"]: e for e in fetch["env"]}
         assert env["BODYWORK_GIT_SSH_DIR"] == {
             "name": "BODYWORK_GIT_SSH_DIR",
             "value": "/bodywork/git-ssh",
@@ -143,7 +147,13 @@ def test_stage_pods_mount_the_ssh_secret_read_only_0400_and_reference_the_token(
             "name": "BODYWORK_GIT_TOKEN",
             "valueFrom": {"secretKeyRef": {"name": TOKEN_SECRET, "key": "token"}},
         }
-        assert not any("ssh-privatekey" in str(e) for e in container["env"])  # never env
+        assert not any("ssh-privatekey" in str(e) for e in fetch["env"])  # never env
+        (stage,) = pod["containers"]
+        assert "--checkout-ready" in stage["args"]
+        assert "git-ssh" not in str(stage["volumeMounts"])
+        names = {e["name"] for e in stage["env"]}
+        assert not names & {"BODYWORK_GIT_TOKEN", "BODYWORK_GIT_SSH_DIR", "BODYWORK_GIT_SSH_KEY"}
+        assert TOKEN_SECRET not in str(stage) and SSH not in str(stage)
 
 
 def test_without_secrets_pods_have_no_git_credentials() -> None:

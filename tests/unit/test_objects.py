@@ -282,3 +282,43 @@ def test_zero_requests_ask_for_no_reservation() -> None:
     job = objects.build_job(make_plan(stage).stages[0], "img", SETTINGS)
     validate(job)
     assert job["spec"]["template"]["spec"]["containers"][0]["resources"] == {}
+
+
+def test_a_stage_in_another_image_gets_a_fetch_init_container_from_ours() -> None:
+    """DOCKER_IMAGE without Bodywork: our image fetches the pinned commit and hands over the
+    bootstrapper and uv; the user's image runs them with its own python3."""
+    the_plan = make_plan(SERVICE, docker_image="nvcr.io/nvidia/pytorch:24.01-py3")
+    bodies = objects.build_stage_objects(the_plan, SETTINGS)
+    deployment = next(b for b in bodies if b["kind"] == "Deployment")
+    validate(deployment)
+    pod = deployment["spec"]["template"]["spec"]
+    (fetch,) = pod["initContainers"]
+    (stage,) = pod["containers"]
+    assert fetch["image"] == SETTINGS.image
+    assert fetch["args"][0] == "stage" and "--fetch-only" in fetch["args"]
+    assert fetch["args"][fetch["args"].index("--handoff") + 1] == "/bodywork/tools"
+    assert stage["image"] == "nvcr.io/nvidia/pytorch:24.01-py3"
+    assert stage["command"] == ["python3", "-m", "bodywork_bootstrap"]
+    assert "--checkout-ready" in stage["args"] and "--fetch-only" not in stage["args"]
+    assert fetch["args"][fetch["args"].index("--commit") + 1] == "a" * 40
+    assert stage["args"][stage["args"].index("--commit") + 1] == "a" * 40
+    env = {e["name"]: e.get("value") for e in stage["env"]}
+    assert env["PYTHONPATH"] == "/bodywork/tools"
+    assert env["BODYWORK_UV"] == "/bodywork/tools/bin/uv"
+    tools = next(m for m in stage["volumeMounts"] if m["name"] == "tools")
+    assert tools == {"name": "tools", "mountPath": "/bodywork/tools", "readOnly": True}
+    assert {"name": "tools", "emptyDir": {}} in pod["volumes"]
+    assert stage["ports"][0]["containerPort"] == 8000  # probes and ports on the stage's own
+    assert stage["startupProbe"]["tcpSocket"] == {"port": 8000}
+
+
+def test_our_own_image_without_credentials_keeps_the_single_container_path() -> None:
+    """The faster path: one container of Bodywork's image fetches, installs and runs."""
+    for image in (None, SETTINGS.image):
+        job = objects.build_job(
+            make_plan(BATCH, docker_image=image).stages[0], SETTINGS.image, SETTINGS
+        )
+        pod = job["spec"]["template"]["spec"]
+        assert "initContainers" not in pod
+        assert pod["containers"][0]["args"][0] == "stage"
+        assert "--checkout-ready" not in pod["containers"][0]["args"]

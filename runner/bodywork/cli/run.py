@@ -114,9 +114,12 @@ def cmd_workflow(args: argparse.Namespace) -> int:
 
     namespace = args.namespace or settings.default_namespace()
     api = kube.api_client()
-    image = args.image or os.environ.get(envnames.IMAGE) or own_image(api, namespace)
-    if not image:
-        raise UsageError("no image for stage pods: pass --image or set BODYWORK_IMAGE")
+    # Bodywork's image: stages without DOCKER_IMAGE run in it, and it supplies the fetch
+    # init container of those with one; DOCKER_IMAGE alone is enough to start a run.
+    image = (
+        own_image(api, namespace) if not (args.image or os.environ.get(envnames.IMAGE)) else None
+    )
+    image = image or settings.controller_image(args)
     skip_steps = 0
     extra: dict[str, Any] = {
         "controller_pod": os.environ.get("POD_NAME"),
@@ -230,7 +233,9 @@ def register(commands: SubParsers) -> None:
     flow.add_argument(
         "--image",
         default=None,
-        help="image for stage pods without DOCKER_IMAGE (env BODYWORK_IMAGE)",
+        help="Bodywork's image: for stage pods without DOCKER_IMAGE and the fetch init "
+        "container of those with one (env BODYWORK_IMAGE; default: the controller pod's "
+        "own, else bodywork:VERSION)",
     )
     settings.add_pull_policy(flow)
     flow.add_argument("--run-id", default=None, help=argparse.SUPPRESS)  # set by `deploy`

@@ -7,6 +7,7 @@ and the bootstrapper's flags are written once. Pure.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bodywork.core.plan import StageSpec
@@ -23,8 +24,9 @@ class StagePaths:
     termination_log: str | None = None  # Kubernetes only
 
 
-def stage_args(stage: StageSpec, paths: StagePaths) -> list[str]:
-    """`--repo … --module … [-- args]`: what follows `bodywork stage` for this stage."""
+def stage_args(stage: StageSpec, paths: StagePaths, flags: Sequence[str] = ()) -> list[str]:
+    """`--repo … --module … [flags] [-- args]`: what follows `bodywork stage` for this stage.
+    `flags` (e.g. the hand-off's) go before the module's own arguments."""
     config, source = stage.config, stage.source
     args = [
         "--repo", source.repo_url,
@@ -55,6 +57,7 @@ def stage_args(stage: StageSpec, paths: StagePaths) -> list[str]:
         ]  # fmt: skip
     else:
         args += ["--max-run-seconds", str(config.max_completion_time_seconds)]
+    args += flags
     if config.args:
         args += ["--", *config.args]
     return args

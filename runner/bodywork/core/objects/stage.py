@@ -131,16 +131,48 @@ def _resources(stage: StageSpec) -> Manifest:
     return resources
 
 
-def _container(stage: StageSpec, image: str, settings: RunSettings) -> Manifest:
-    config = stage.config
-    paths = bootstrapargs.StagePaths(
+def uses_handoff(image: str, settings: RunSettings) -> bool:
+    """Whether a stage fetches in an init container of Bodywork's image and runs in `image`.
+
+    Another image (a user's CUDA or company base image) has no Bodywork inside, so the init
+    container supplies the checkout, the stdlib bootstrapper and uv. With Git credentials the
+    init container is used even for Bodywork's own image: the key and the token then exist
+    only in a container that runs no user code."""
+    return image != settings.image or bool(settings.git_ssh_secret or settings.git_token_secret)
+
+
+def _paths() -> bootstrapargs.StagePaths:
+    return bootstrapargs.StagePaths(
         workdir=conv.WORK_MOUNT,
         venv_root=conv.VENV_ROOT,
         artifacts_dir=conv.ARTIFACTS_DIR,
         cache_dir=conv.UV_CACHE_DIR,
         termination_log=conv.TERMINATION_LOG,
     )
-    args = ["stage", *bootstrapargs.stage_args(stage, paths)]
+
+
+def _mounts(*volumes: str) -> list[Manifest]:
+    paths = {
+        conv.DATA_VOLUME: conv.DATA_MOUNT,
+        conv.WORK_VOLUME: conv.WORK_MOUNT,
+        conv.TMP_VOLUME: conv.TMP_MOUNT,
+        conv.TOOLS_VOLUME: conv.TOOLS_MOUNT,
+    }
+    return [{"name": v, "mountPath": paths[v]} for v in volumes]
+
+
+def _base_container(name: str, image: str, settings: RunSettings) -> Manifest:
+    return {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "terminationMessagePath": conv.TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": locked_down(),
+    }
+
+
+def _stage_env(stage: StageSpec) -> list[Manifest]:
     env: list[Manifest] = [{"name": k, "value": v} for k, v in stage.env().items()]
     env += [
         {"name": conv.ARTIFACTS_DIR_ENV, "value": conv.ARTIFACTS_DIR},
@@ -150,32 +182,64 @@ def _container(stage: StageSpec, image: str, settings: RunSettings) -> Manifest:
     # A secret's value reaches only the stage's environment; the controller never reads it.
     env += [
         {"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": var}}}
-        for var, secret in config.secrets
+        for var, secret in stage.config.secrets
     ]
-    env += git_auth_env(settings.git_ssh_secret, settings.git_token_secret)
-    container: Manifest = {
-        "name": conv.STAGE_CONTAINER,
-        "image": image,
-        "imagePullPolicy": settings.image_pull_policy,
-        "args": args,
-        "env": env,
-        "resources": _resources(stage),
-        "terminationMessagePath": conv.TERMINATION_LOG,
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": locked_down(),
-        "volumeMounts": [
-            {"name": conv.DATA_VOLUME, "mountPath": conv.DATA_MOUNT},
-            {"name": conv.WORK_VOLUME, "mountPath": conv.WORK_MOUNT},
-            {"name": conv.TMP_VOLUME, "mountPath": conv.TMP_MOUNT},
-        ],
-    }
+    return env
+
+
+def _container(stage: StageSpec, image: str, settings: RunSettings) -> Manifest:
+    """The single-container path: Bodywork's image fetches, installs and runs the stage."""
+    container = _base_container(conv.STAGE_CONTAINER, image, settings)
+    container["args"] = ["stage", *bootstrapargs.stage_args(stage, _paths())]
+    container["env"] = _stage_env(stage) + git_auth_env(
+        settings.git_ssh_secret, settings.git_token_secret
+    )
+    container["resources"] = _resources(stage)
+    container["volumeMounts"] = _mounts(conv.DATA_VOLUME, conv.WORK_VOLUME, conv.TMP_VOLUME)
     if settings.git_ssh_secret:
         container["volumeMounts"].append(git_ssh_mount())
     return container
 
 
+def _fetch_container(stage: StageSpec, settings: RunSettings) -> Manifest:
+    """The hand-off's init container: Bodywork's image fetches the pinned commit and hands
+    over the bootstrapper and uv. The only container that sees the Git credentials."""
+    container = _base_container(conv.FETCH_CONTAINER, settings.image, settings)
+    flags = ["--fetch-only", "--handoff", conv.TOOLS_MOUNT]
+    container["args"] = ["stage", *bootstrapargs.stage_args(stage, _paths(), flags)]
+    container["env"] = [
+        {"name": conv.HOME_ENV, "value": conv.TMP_MOUNT},
+        *git_auth_env(settings.git_ssh_secret, settings.git_token_secret),
+    ]
+    container["resources"] = _resources(stage)  # init and main run apart: no extra quota
+    container["volumeMounts"] = _mounts(conv.WORK_VOLUME, conv.TMP_VOLUME, conv.TOOLS_VOLUME)
+    if settings.git_ssh_secret:
+        container["volumeMounts"].append(git_ssh_mount())
+    return container
+
+
+def _handed_over_container(stage: StageSpec, image: str, settings: RunSettings) -> Manifest:
+    """The hand-off's stage container: the image's own python3 runs the bootstrapper handed
+    over, on the checkout handed over; no credentials, no Git server needed."""
+    container = _base_container(conv.STAGE_CONTAINER, image, settings)
+    container["command"] = ["python3", "-m", "bodywork_bootstrap"]
+    container["args"] = bootstrapargs.stage_args(stage, _paths(), ["--checkout-ready"])
+    container["env"] = [
+        *_stage_env(stage),
+        {"name": conv.PYTHONPATH_ENV, "value": conv.TOOLS_MOUNT},
+        {"name": conv.UV_ENV, "value": f"{conv.TOOLS_MOUNT}/bin/uv"},
+    ]
+    container["resources"] = _resources(stage)
+    container["volumeMounts"] = [
+        *_mounts(conv.DATA_VOLUME, conv.WORK_VOLUME, conv.TMP_VOLUME),
+        {"name": conv.TOOLS_VOLUME, "mountPath": conv.TOOLS_MOUNT, "readOnly": True},
+    ]
+    return container
+
+
 def _pod_spec(stage: StageSpec, image: str, settings: RunSettings) -> Manifest:
     claim = {"claimName": artifacts_claim_name(stage.project, settings)}
+    handoff = uses_handoff(image, settings)
     pod: Manifest = {
         "serviceAccountName": conv.STAGE_SERVICE_ACCOUNT,
         "automountServiceAccountToken": False,  # stage code gets no Kubernetes API rights
@@ -186,13 +250,18 @@ def _pod_spec(stage: StageSpec, image: str, settings: RunSettings) -> Manifest:
             "fsGroup": conv.STAGE_UID,  # makes the PVC writable for the non-root user
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "containers": [_container(stage, image, settings)],
         "volumes": [
             {"name": conv.DATA_VOLUME, "persistentVolumeClaim": claim},
             {"name": conv.WORK_VOLUME, "emptyDir": {}},
             {"name": conv.TMP_VOLUME, "emptyDir": {}},
         ],
     }
+    if handoff:
+        pod["initContainers"] = [_fetch_container(stage, settings)]
+        pod["containers"] = [_handed_over_container(stage, image, settings)]
+        pod["volumes"].append({"name": conv.TOOLS_VOLUME, "emptyDir": {}})
+    else:
+        pod["containers"] = [_container(stage, image, settings)]
     if settings.git_ssh_secret:
         pod["volumes"].append(git_ssh_volume(settings.git_ssh_secret))
     return pod
@@ -222,7 +291,7 @@ def build_deployment(stage: StageSpec, image: str, settings: RunSettings) -> Man
     assert config.port is not None
     pod = _pod_spec(stage, image, settings)
     probe = {"tcpSocket": {"port": config.port}}
-    container = pod["containers"][0]
+    container = pod["containers"][0]  # the stage's own container, in either path
     container["ports"] = [{"name": conv.HTTP_PORT_NAME, "containerPort": config.port}]
     # The startup probe covers fetching code and installing requirements too, so liveness
     # never kills a pod that is still installing; the bootstrapper holds the code itself to
