@@ -19,10 +19,12 @@ import yaml
 from tests.conftest import (
     CLUSTER_OPT_IN,
     REPO_ROOT,
+    SshServer,
     commit_all,
     free_port,
     git,
     opted_in_kubeconfig,
+    running_sshd,
     write_files,
 )
 
@@ -154,6 +156,13 @@ def publish(
         return f"{url}/{name}.git", sha
 
     return publish
+
+
+@pytest.fixture
+def lab_sshd(tmp_path: Path) -> Iterator[SshServer]:
+    """sshd on the lab host IP (a free port), so stage and controller pods can reach it."""
+    with running_sshd(tmp_path, listen=LAB_HOST_IP) as server:
+        yield server
 
 
 @pytest.fixture

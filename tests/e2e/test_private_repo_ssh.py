@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.conftest import (
     SshServer,
@@ -19,7 +16,6 @@ from tests.conftest import (
     git,
     key_body,
     keygen,
-    running_sshd,
     write_files,
 )
 from tests.e2e.conftest import IMAGE, LAB_HOST_IP, kubectl
@@ -27,13 +23,6 @@ from tests.e2e.test_kubernetes import batch_config, project_files
 
 SECRET = "git-ssh"
 STAGE = "import os\nprint('private stage ran at', os.environ['BODYWORK_GIT_COMMIT'][:12])\n"
-
-
-@pytest.fixture
-def lab_sshd(tmp_path: Path) -> Iterator[SshServer]:
-    """sshd on the lab host IP (a free port), so stage and controller pods can reach it."""
-    with running_sshd(tmp_path, listen=LAB_HOST_IP) as server:
-        yield server
 
 
 def publish_private(server: SshServer, tmp_path: Path, name: str) -> tuple[str, str]:

@@ -65,7 +65,7 @@ def test_readme_table_default_is_the_schema_default(key: schema.Key[Any]) -> Non
     cell = readme_stage_table()[(key.section, key.name)]
     if key.required:
         assert cell == REQUIRED, f"{key.name.upper()} is required: its default cell is {cell!r}"
-    elif key.default is None:
+    elif key.default is None or key.default == ():
         assert cell == UNSET, f"{key.name.upper()} is unset by default: README says {cell!r}"
     else:
         assert key.parse(cell) == key.default, f"README: {cell!r}, schema: {key.default!r}"

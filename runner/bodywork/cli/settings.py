@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,8 +63,10 @@ def configure_logging(args: argparse.Namespace, project_level: str | None = None
     chosen: str | None = getattr(args, "log_level", None)
     default: str = getattr(args, "log_default", "warning")
     level = chosen or project_level or default
-    json = getattr(args, "log_format", "console") == "json"
-    logsetup.configure_logging(level, json=json)
+    # --log-format auto (also for commands without the flag): JSON unless stderr is a
+    # terminal, so a pod's log, a pipe or a file gets one JSON object per line.
+    log_format: str = getattr(args, "log_format", "auto")
+    logsetup.configure_logging(level, json=logsetup.wants_json(log_format, sys.stderr))
 
 
 # ---------------------------------------------------------------------------- cluster
@@ -184,7 +187,8 @@ def add_logging(sub: argparse.ArgumentParser, default: str = "info") -> None:
         "--log-format",
         choices=("auto", "console", "json"),
         default="auto",
-        help="console (default) or json, one object per line",
+        help="auto (default): json, one object per line, unless stderr is a terminal, "
+        "then console; or force console or json",
     )
     sub.add_argument(
         "--log-level",

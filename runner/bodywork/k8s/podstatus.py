@@ -6,14 +6,20 @@ an object's condition by type, and the rollout state of a Deployment at one run'
 template. Inputs are the client's model objects (V1Pod, V1Job, V1Deployment) as informers
 and calls return them; nothing here talks to the cluster, so it is tested on captured
 objects (tests/unit/fixtures/k8s).
+
+A pod the API refuses to create never exists: `job_refusal` reads the Job's FailedCreate
+events and `deployment_refusal` the Deployment's ReplicaFailure condition, and
+`bodywork.k8s.refusals` names the cause and the fix.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from bodywork.core import objects
 from bodywork.core.results import TIMED_OUT
+from bodywork.k8s import refusals
 from bodywork_bootstrap import BOOTSTRAP_EXIT_CODES, TIME_LIMIT_EXIT_CODES
 
 IMAGE_ERRORS = frozenset(
@@ -110,3 +116,40 @@ def rollout_state(deployment: Any, run_id: str) -> tuple[bool, str | None]:
         and (status.replicas or 0) == wanted  # no old pods left over
     )
     return available, None
+
+
+_NEVER = datetime.min.replace(tzinfo=timezone.utc)
+
+
+def _event_time(event: Any) -> datetime:
+    when: datetime | None = event.last_timestamp or event.event_time or event.first_timestamp
+    return when or _NEVER
+
+
+def job_refusal(events: list[Any], namespace: str, repo_url: str) -> refusals.Refusal | None:
+    """What the newest FailedCreate Warning event among a Job's `events` says, or None.
+
+    A permanent refusal wins over a newer passing one (a quota that was full, then the
+    same pod refused for good), so a stage fails as soon as any event shows it cannot start.
+    """
+    failed = sorted(
+        (e for e in events if e.type == "Warning" and e.reason == "FailedCreate"),
+        key=_event_time,
+    )
+    found = [refusals.classify(e.message or "", namespace, repo_url) for e in failed]
+    return next((r for r in reversed(found) if r.permanent), found[-1] if found else None)
+
+
+def deployment_refusal(
+    deployment: Any, run_id: str, namespace: str, repo_url: str
+) -> refusals.Refusal | None:
+    """The refusal in a Deployment's ReplicaFailure condition (FailedCreate), at the
+    template of run `run_id` and once the controller has seen that template; else None."""
+    if deployment is None or (deployment.metadata.labels or {}).get(objects.RUN_LABEL) != run_id:
+        return None
+    if (deployment.status.observed_generation or 0) < (deployment.metadata.generation or 0):
+        return None  # the condition may still be about the previous template
+    failure = condition_true(deployment, "ReplicaFailure")
+    if failure is None or failure.reason != "FailedCreate":
+        return None
+    return refusals.classify(failure.message or "", namespace, repo_url)

@@ -1,10 +1,12 @@
 """Project configuration: `bodywork.yaml`, or `bodywork.ini` + `config.ini`s → ProjectConfig.
 
 `schema` declares every key once for both formats (type, default, bounds, why, its place
-in each file), `model` the frozen dataclasses, `inifiles` and `yamlfile` read the two
-formats, `reader.parse_project` parses a project reporting *every* problem at once with
-file, key, line and a fix, `checks` holds the cross-field and cross-file rules and `docs`
-generates docs/configuration.md's tables from the schema. Pure: it parses a `ProjectFiles`
+in each file), `kubevalues` checks the Kubernetes-shaped values of a stage's placement
+(resource names, labels, tolerations, Secret names), `model` the frozen dataclasses,
+`inifiles` and `yamlfile` read the two formats, `reader.parse_project` parses a project
+reporting *every* problem at once with file, key, line and a fix, `checks` holds the
+cross-field and cross-file rules and `docs` generates docs/configuration.md's tables from
+the schema. Pure: it parses a `ProjectFiles`
 snapshot of strings and file names; `read_project_files` takes that snapshot from a
 checkout. Callers use this package's names: `config.parse_project(...)`.
 """
@@ -12,7 +14,13 @@ checkout. Callers use this package's names: `config.parse_project(...)`.
 from __future__ import annotations
 
 from bodywork.core.config.docs import configuration_tables
-from bodywork.core.config.model import ProjectConfig, ProjectFiles, StageConfig, StageDir
+from bodywork.core.config.model import (
+    ProjectConfig,
+    ProjectFiles,
+    StageConfig,
+    StageDir,
+    Toleration,
+)
 from bodywork.core.config.reader import (
     load_project,
     local_port_conflicts,
@@ -47,6 +55,7 @@ __all__ = [
     "ProjectFiles",
     "StageConfig",
     "StageDir",
+    "Toleration",
     "configuration_tables",
     "load_project",
     "local_port_conflicts",

@@ -3,9 +3,9 @@
 Names that collide or cannot become Kubernetes names (project, stages, secrets), the DAG's
 stages against the project's directories, the on-failure stage, a stage's script and
 requirements.txt against the files in its directory, a bodywork.yaml module path against
-the project's files, directories the DAG leaves out, the original's image, and services
-that would share a port on one machine. Each returns what it finds (`Problem`s with file,
-key, line and a fix); the readers call them.
+the project's files, directories the DAG leaves out, the original's image, services that
+would share a port on one machine, and GPUs asked for by two keys. Each returns what it
+finds (`Problem`s with file, key, line and a fix); the readers call them.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from bodywork.core.config.model import StageConfig, StageDir
 from bodywork.core.config.schema import (
     BATCH,
     ENV_VAR_NAME,
+    GPU_RESOURCE,
     MAX_PROJECT_FILES,
     MODULE_SUFFIXES,
     ORIGINAL_IMAGE,
@@ -312,4 +313,18 @@ def port_conflict_warning(
         key=key,
         line=line,
         severity="warning",
+    )
+
+
+def gpus_given_twice(
+    stage: StageConfig, file: str, key: str, line: int | None, resources_key: str
+) -> Problem | None:
+    """GPUS and an EXTENDED_RESOURCES entry for nvidia.com/gpu are one setting: give it once."""
+    if not stage.gpus or GPU_RESOURCE not in dict(stage.extended_resources):
+        return None
+    return Problem(
+        file,
+        f"{resources_key} sets {GPU_RESOURCE} too: give the NVIDIA GPUs in one of them",
+        key=key,
+        line=line,
     )

@@ -16,11 +16,17 @@ BEGIN_MARKER = "<!-- BEGIN configuration_tables() (generated from schema.py: edi
 END_MARKER = "<!-- END configuration_tables() -->"
 _NONE = "—"
 
-# The stage's kind and its secrets are written differently in the two formats.
+# The stage's kind and its secrets are written differently in the two formats; a key with an
+# `example` shows it in its config.ini cell, and its bodywork.yaml shape here.
 _INI_CELLS: dict[str, str] = {s.SECRETS.name: "`[secrets]` `ENV_VAR = secret-name`"}
 _YAML_CELLS: dict[str, str] = {
     s.STAGE_TYPE.name: "a `batch:` or a `service:` mapping",
     s.SECRETS.name: "`secrets:` `{ENV_VAR: secret-name}`",
+    s.EXTENDED_RESOURCES.name: "`extended_resources:` `{nvidia.com/gpu: 1}`",
+    s.NODE_SELECTOR.name: "`node_selector:` `{disktype: ssd}`",
+    s.TOLERATIONS.name: "`tolerations:` `[{key: gpu, operator: Exists, effect: NoSchedule}]` "
+    "(or items in the compact form: `[gpu:NoSchedule]`)",
+    s.IMAGE_PULL_SECRETS.name: "`image_pull_secrets:` `[regcred]`",
 }
 _DEFAULT_CELLS: dict[str, str] = {
     s.PROJECT_NAME.name: "the repo's name",
@@ -34,6 +40,12 @@ _DEFAULT_CELLS: dict[str, str] = {
 _TYPE_CELLS: dict[str, str] = {
     s.STAGE_TYPE.name: "batch or service",
     s.SECRETS.name: "mapping of env var names to Secret names",
+    s.EXTENDED_RESOURCES.name: "resource names, with their vendor's domain, to whole numbers ≥ 1",
+    s.NODE_SELECTOR.name: "label keys to label values (Kubernetes' label syntax)",
+    s.TOLERATIONS.name: "list of tolerations: key, operator (Equal or Exists), value, effect "
+    "(NoSchedule, PreferNoSchedule, NoExecute; none: every effect), tolerationSeconds "
+    "(NoExecute only)",
+    s.IMAGE_PULL_SECRETS.name: "list of Secret names",
 }
 
 
@@ -51,6 +63,8 @@ def _ini_cell(key: Key[Any]) -> str:
         return _INI_CELLS[key.name]
     if not key.ini:
         return _NONE
+    if key.example:
+        return f"`[{key.section}]` `{key.name.upper()}`, e.g. `{key.example}`"
     return f"`[{key.section}]` `{key.name.upper()}`"
 
 
@@ -67,7 +81,7 @@ def _default_cell(key: Key[Any]) -> str:
         return _DEFAULT_CELLS[key.name]
     if key.required:
         return "required"
-    if key.default is None:
+    if key.default is None or key.default == ():
         return "none"
     if isinstance(key.default, bool):
         return f"`{str(key.default).lower()}`"

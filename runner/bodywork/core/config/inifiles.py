@@ -155,7 +155,9 @@ def parse_keys(
             if section not in active:
                 continue
             try:
-                values[raw_key] = known[raw_key].parse(raw_value)
+                values[raw_key] = known[raw_key].parse_text(raw_value)
+            except s.ItemErrors as exc:
+                problems += [Problem(file, m, key=raw_key.upper(), line=line) for m in exc.messages]
             except ValueError as exc:
                 problems.append(Problem(file, str(exc), key=raw_key.upper(), line=line))
         if section not in active:

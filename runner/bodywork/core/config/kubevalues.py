@@ -54,8 +54,9 @@ def _qualified_name_problem(text: str) -> str | None:
             f"at most {DNS_SUBDOMAIN_MAX})"
         )
     if not _is_label_name(name):
+        part = f"its name '{name}'" if slash else "it"
         return (
-            f"'{name}' must be 1–{LABEL_NAME_MAX} letters, digits, '-', '_' or '.', starting "
+            f"{part} must be 1–{LABEL_NAME_MAX} letters, digits, '-', '_' or '.', starting "
             "and ending with a letter or digit"
         )
     return None
@@ -208,24 +209,33 @@ def toleration(text: str) -> Toleration:
             f"'{item}': after ':' give the effect, {', '.join(EFFECTS)} (or leave out ':' "
             "for every effect)"
         )
-    seconds = _seconds(rest[1]) if len(rest) == 2 else None
+    try:
+        seconds = _seconds(rest[1]) if len(rest) == 2 else None
+    except ValueError as exc:
+        raise ValueError(f"'{item}': {exc}") from None
     key, equals, value = (part.strip() for part in match_part.partition("="))
     if key == ANY_KEY:
         if equals:
             raise ValueError(f"'{item}': '*' (every taint) takes no value")
-        return _toleration("", EXISTS, "", effect, seconds)
-    if not key:
+        key, operator = "", EXISTS
+    elif not key:
         raise ValueError(f"'{item}' has no taint key: write KEY=VALUE:EFFECT, KEY:EFFECT or *")
-    return _toleration(key, EQUAL if equals else EXISTS, value, effect, seconds)
+    else:
+        operator = EQUAL if equals else EXISTS
+    try:
+        return _toleration(key, operator, value, effect, seconds)
+    except ValueError as exc:
+        raise ValueError(f"'{item}': {exc}") from None
 
 
 def toleration_from_fields(fields: Mapping[str, str | None]) -> Toleration:
     """bodywork.yaml's form, Kubernetes' own: `{key:, operator:, value:, effect:,
     tolerationSeconds:}` (fields by their lower-cased names; operator defaults to Equal)."""
-    known = {name.lower() for name in TOLERATION_FIELDS}
-    unknown = sorted(set(fields) - known)
+    unknown = sorted(set(fields) - {name.lower() for name in TOLERATION_FIELDS})
     if unknown:
-        raise ValueError(f"has no field {unknown[0]} (a toleration has {', '.join(known)})")
+        raise ValueError(
+            f"has no field {unknown[0]} (a toleration has {', '.join(TOLERATION_FIELDS)})"
+        )
 
     def text(name: str) -> str:
         return (fields.get(name) or "").strip()

@@ -1,8 +1,8 @@
 """The parsed configuration: frozen dataclasses, and the snapshot of files parsing reads.
 
-`StageConfig` and `ProjectConfig` are what the rest of Bodywork plans and runs from, read
-from either format; `ProjectFiles` and `StageDir` are the strings and file names
-`reader.parse_project` takes.
+`StageConfig` (with its `Toleration`s, from `kubevalues`) and `ProjectConfig` are what the
+rest of Bodywork plans and runs from, read from either format; `ProjectFiles` and `StageDir`
+are the strings and file names `reader.parse_project` takes.
 No default is written here: each field that has one takes it from its `schema.Key`.
 """
 
@@ -12,7 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bodywork.core.config import schema as s
+from bodywork.core.config.kubevalues import Toleration
 from bodywork.core.errors import Problem
+
+__all__ = ["ProjectConfig", "ProjectFiles", "StageConfig", "StageDir", "Toleration"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +38,12 @@ class StageConfig:
     port: int | None = s.PORT.default  # required for a service; a batch stage has none
     ingress: bool = s.default_of(s.INGRESS)
     secrets: tuple[tuple[str, str], ...] = ()  # (ENV_VAR, secret-name), key in secret = ENV_VAR
+    # Placement and devices (cluster runs only; objects.placement renders them)
+    gpus: int = s.default_of(s.GPUS)  # nvidia.com/gpu, beside extended_resources
+    extended_resources: tuple[tuple[str, int], ...] = s.default_of(s.EXTENDED_RESOURCES)
+    node_selector: tuple[tuple[str, str], ...] = s.default_of(s.NODE_SELECTOR)  # (key, value)
+    tolerations: tuple[Toleration, ...] = s.default_of(s.TOLERATIONS)
+    image_pull_secrets: tuple[str, ...] = s.default_of(s.IMAGE_PULL_SECRETS)  # Secret names
 
     @property
     def is_service(self) -> bool:

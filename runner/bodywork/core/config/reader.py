@@ -2,10 +2,10 @@
 
 A project has `bodywork.yaml` (read by `yamlfile`) or `bodywork.ini` with a `config.ini` per
 stage (read by `inifiles`), never both. Each reader fills a `Draft`; the checks both formats
-share run here (Kubernetes names, the original's image, services on one port), and one
-`ConfigError` lists every problem found. Unknown keys and sections are warnings, or errors
-with `strict`; notes never fail. `read_project_files` and `load_project` are the small
-loaders that take the snapshot from a checkout.
+share run here (Kubernetes names, the original's image, services on one port, GPUs given
+twice), and one `ConfigError` lists every problem found. Unknown keys and sections are
+warnings, or errors with `strict`; notes never fail. `read_project_files` and `load_project`
+are the small loaders that take the snapshot from a checkout.
 """
 
 from __future__ import annotations
@@ -61,6 +61,11 @@ def _shared_checks(draft: Draft, files: ProjectFiles, problems: list[Problem]) -
         values[s.DOCKER_IMAGE.name] = None
         file, key, line = draft.where(None, s.DOCKER_IMAGE)
         problems.append(checks.original_image_note(file, key, image, line))
+    for name, stage in draft.stages.items():
+        file, key, line = draft.where(name, s.GPUS)
+        _, resources_key, _ = draft.where(name, s.EXTENDED_RESOURCES)
+        if (twice := checks.gpus_given_twice(stage, file, key, line, resources_key)) is not None:
+            problems.append(twice)
     for first, second, port in checks.port_conflicts(draft.steps, draft.stages):
         file, key, line = draft.where(second, s.PORT)
         problems.append(checks.port_conflict_warning(file, key, line, first, second, port))

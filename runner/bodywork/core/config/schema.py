@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from bodywork.core.config import kubevalues as kv
+
 T = TypeVar("T")
 
 PROJECT_FILE = "bodywork.ini"
@@ -35,6 +37,7 @@ ENV_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # a secrets key
 SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")  # a secrets value
 SECRET_NAME_MAX = 253  # Kubernetes' limit for a Secret's (DNS-1123 subdomain) name
 INT32_MAX = 2**31 - 1  # Kubernetes' int32 fields, e.g. a Job's backoffLimit
+GPU_RESOURCE = "nvidia.com/gpu"  # what GPUS counts: NVIDIA's device plugin's resource
 
 # bodywork.yaml
 YAML_VERSIONS = ("1.0", "1.1")
@@ -152,6 +155,14 @@ _version = Parser(_version_fn, '"1.1" or "1.0"')
 _any = Parser(str, "text")  # an `args` item: any scalar, passed as text
 
 
+class ItemErrors(ValueError):
+    """What is wrong with each bad item of a list value: one problem each."""
+
+    def __init__(self, messages: list[str]):
+        super().__init__("; ".join(messages))
+        self.messages = messages
+
+
 @dataclass(frozen=True)
 class Key(Generic[T]):
     """One configuration key: where it lives in each format, how to parse it, default and why.
@@ -159,7 +170,14 @@ class Key(Generic[T]):
     `section`/`name`: the ini section and key (also the dataclass field); for a key only
     bodywork.yaml has (`ini=False`) the section is the stage part it belongs to. `yaml`: its
     path in bodywork.yaml (see the module doc), None when only the ini files have it. `shape`:
-    "value", "list" (`parse` applies to each item) or "mapping" (ENV_VAR: secret-name).
+    - "value": one value, `parse`d;
+    - "list": items, each `parse`d (a yaml list; in config.ini separated by commas);
+    - "pairs": name/value items, `pair` = (name parser, value parser) (a yaml mapping; in
+      config.ini `name=value` separated by commas);
+    - "records": items, each a yaml mapping of `fields` read by `record` (by lower-cased
+      field name), or the compact text `parse` reads, also config.ini's (commas between);
+    - "mapping": ENV_VAR: secret-name (the stage's secrets).
+    `example`: a config.ini value, for messages and the docs.
     """
 
     section: str
@@ -171,11 +189,48 @@ class Key(Generic[T]):
     yaml: tuple[str, ...] | None = None
     ini: bool = True
     shape: str = "value"
+    pair: tuple[Callable[[str], str], Callable[[str], Any]] | None = None
+    record: Callable[[Mapping[str, str | None]], Any] | None = None
+    fields: tuple[str, ...] = ()  # a record's fields in bodywork.yaml
+    example: str = ""
 
     @property
     def accepts(self) -> str:
         accepts = getattr(self.parse, "accepts", "text")
         return f"list of {accepts}" if self.shape == "list" else str(accepts)
+
+    def parse_text(self, raw: str) -> Any:
+        """The value as config.ini writes it: one line, a list's items separated by commas.
+
+        Raises ItemErrors naming every bad item."""
+        if self.shape not in ("list", "pairs", "records"):
+            return self.parse(raw)
+        found: list[Any] = []
+        errors: list[str] = []
+        names: set[str] = set()
+        for item in (part.strip() for part in raw.split(",")):
+            if not item:
+                continue
+            try:
+                if self.pair is None:
+                    found.append(self.parse(item))
+                    continue
+                name_text, equals, value_text = item.partition("=")
+                if not equals or not name_text.strip():
+                    raise ValueError(f"'{item}': write NAME=VALUE, e.g. {self.example}")
+                name = self.pair[0](name_text)
+                if name in names:
+                    raise ValueError(f"'{name}' is given twice: keep one")
+                names.add(name)
+                try:
+                    found.append((name, self.pair[1](value_text)))
+                except ValueError as exc:
+                    raise ValueError(f"{name}: {exc}") from None
+            except ValueError as exc:
+                errors.append(str(exc))
+        if errors:
+            raise ItemErrors(errors)
+        return tuple(found)
 
 
 def default_of(key: Key[T]) -> T:
@@ -399,6 +454,61 @@ MAX_INSTALL_TIME_SECONDS = Key(
     "the stage's own time",
     yaml=("max_install_time_seconds",),
 )
+GPUS = Key(
+    "default",
+    "gpus",
+    _int(0),
+    0,
+    doc=f"NVIDIA GPUs for the stage's container ({GPU_RESOURCE}; other devices: "
+    "EXTENDED_RESOURCES); 0: none",
+    yaml=("gpus",),
+)
+EXTENDED_RESOURCES: Key[Any] = Key(
+    "default",
+    "extended_resources",
+    Parser(_text_fn, "resource name (with its vendor's domain) = whole number ≥ 1, ..."),
+    (),
+    doc="devices a node's device plugins advertise (GPUs, FPGAs...) as the container's limits; "
+    "a pod waits for a node that has them",
+    yaml=("extended_resources",),
+    shape="pairs",
+    pair=(kv.resource_name, kv.resource_count),
+    example="nvidia.com/gpu=1, example.com/fpga=2",
+)
+NODE_SELECTOR: Key[Any] = Key(
+    "default",
+    "node_selector",
+    Parser(_text_fn, "label key = label value, ..."),
+    (),
+    doc="the stage's pods run only on nodes with every one of these labels",
+    yaml=("node_selector",),
+    shape="pairs",
+    pair=(kv.label_key, kv.label_value),
+    example="disktype=ssd, kubernetes.io/arch=amd64",
+)
+TOLERATIONS: Key[Any] = Key(
+    "default",
+    "tolerations",
+    Parser(kv.toleration, "KEY=VALUE:EFFECT, KEY:EFFECT or *:EFFECT, ..."),
+    (),
+    doc="taints the stage's pods tolerate, so they may run on nodes kept for such pods",
+    yaml=("tolerations",),
+    shape="records",
+    record=kv.toleration_from_fields,
+    fields=kv.TOLERATION_FIELDS,
+    example="gpu=true:NoSchedule, dedicated:NoExecute",
+)
+IMAGE_PULL_SECRETS: Key[Any] = Key(
+    "default",
+    "image_pull_secrets",
+    Parser(kv.secret_name, "Secret name"),
+    (),
+    doc="docker-registry Secrets, in the namespace, the stage's pods pull their image with "
+    "(a private registry); lower-cased",
+    yaml=("image_pull_secrets",),
+    shape="list",
+    example="regcred, other-registry",
+)
 RETRIES = Key(
     BATCH,
     "retries",
@@ -451,6 +561,11 @@ STAGE_KEYS: tuple[Key[Any], ...] = (  # each stage's config.ini
     RETRIES,
     MAX_COMPLETION_TIME_SECONDS,
     MAX_INSTALL_TIME_SECONDS,
+    GPUS,
+    EXTENDED_RESOURCES,
+    NODE_SELECTOR,
+    TOLERATIONS,
+    IMAGE_PULL_SECRETS,
     REPLICAS,
     MAX_STARTUP_TIME_SECONDS,
     PORT,
@@ -466,6 +581,11 @@ YAML_STAGE_KEYS: tuple[Key[Any], ...] = (  # bodywork.yaml, under stages.<name>
     CPU_LIMIT,
     MEMORY_LIMIT_MB,
     MAX_INSTALL_TIME_SECONDS,
+    GPUS,
+    EXTENDED_RESOURCES,
+    NODE_SELECTOR,
+    TOLERATIONS,
+    IMAGE_PULL_SECRETS,
     RETRIES,
     MAX_COMPLETION_TIME_SECONDS,
     REPLICAS,

@@ -34,6 +34,9 @@ _EXAMPLES: dict[str, str] = {
     s.DAG.name: '"stage-1 >> stage-2"',
     s.PORT.name: "5000",
     s.EXECUTABLE_MODULE_PATH.name: "path/to/module.py",
+    s.EXTENDED_RESOURCES.name: "{nvidia.com/gpu: 1}",
+    s.NODE_SELECTOR.name: "{disktype: ssd}",
+    s.TOLERATIONS.name: "[{key: gpu, operator: Exists, effect: NoSchedule}]",
 }
 _SUBSECTIONS = (s.BATCH, s.SERVICE)
 
@@ -139,6 +142,10 @@ class _Reader:
         self.lines[(stage, key.name)] = entry.line
         if key.shape == "list":
             return self.list_value(key, entry, label)
+        if key.shape == "pairs":
+            return self.pairs_value(key, entry, label)
+        if key.shape == "records":
+            return self.records_value(key, entry, label)
         if key.shape == "mapping":
             return self.secrets_value(entry, label)
         ok, raw = self.scalar(entry, label)
@@ -184,6 +191,101 @@ class _Reader:
         if bad:
             raise _Bad
         return tuple(items)
+
+    def pairs_value(self, key: Key[Any], entry: _Entry, label: str) -> tuple[tuple[str, Any], ...]:
+        """`name: value` lines (extended_resources, node_selector) → (name, value) pairs."""
+        node = entry.node
+        if _is_null(node):
+            return ()
+        if not isinstance(node, MappingNode):
+            self.error(
+                label,
+                f"must be a mapping of name: value lines, e.g. {entry.key}: {self.example(key)}",
+                entry.line,
+            )
+            raise _Bad
+        assert key.pair is not None
+        parse_name, parse_value = key.pair
+        pairs = []
+        bad = False
+        for name, item in self.mapping(node, label, fold_case=False).items():
+            where = f"{label}.{name}"
+            ok, raw = self.scalar(item, where)
+            if not ok:
+                bad = True
+                continue
+            try:
+                pairs.append((parse_name(name), parse_value(raw or "")))
+            except ValueError as exc:
+                self.error(where, str(exc), item.line)
+                bad = True
+        if bad:
+            raise _Bad
+        return tuple(pairs)
+
+    def records_value(self, key: Key[Any], entry: _Entry, label: str) -> tuple[Any, ...]:
+        """A list (tolerations) of mappings in Kubernetes' shape, or of the compact text."""
+        node = entry.node
+        if _is_null(node):
+            return ()
+        if not isinstance(node, SequenceNode):
+            self.error(label, f"must be a list, e.g. {entry.key}: {self.example(key)}", entry.line)
+            raise _Bad
+        assert key.record is not None
+        records = []
+        bad = False
+        for index, item in enumerate(node.value):
+            where = f"{label}[{index}]"
+            try:
+                if isinstance(item, MappingNode):
+                    records.append(key.record(self.record_fields(key, item, where)))
+                elif isinstance(item, ScalarNode) and not _is_null(item):
+                    records.append(key.parse(str(item.value)))
+                else:
+                    fields = ", ".join(f"{field}:" for field in key.fields)
+                    compact = key.example.split(",")[0]
+                    self.error(
+                        where,
+                        f"must be a mapping ({fields}) or one string, e.g. {compact}",
+                        _line(item),
+                    )
+                    bad = True
+            except ValueError as exc:
+                self.error(where, str(exc), _line(item))
+                bad = True
+            except _Bad:
+                bad = True
+        if bad:
+            raise _Bad
+        return tuple(records)
+
+    def record_fields(self, key: Key[Any], node: MappingNode, label: str) -> dict[str, str | None]:
+        """A record's fields by lower-cased name; an unknown field or a non-scalar is an error
+        (ignoring one would change what the record means)."""
+        known = {field.lower(): field for field in key.fields}
+        fields: dict[str, str | None] = {}
+        bad = False
+        for lookup, entry in self.mapping(node, label, fold_case=True).items():
+            where = f"{label}.{entry.key}"
+            if lookup not in known:
+                close = checks.closest(entry.key, key.fields)
+                hint = f"did you mean {close}? " if close else ""
+                self.error(
+                    where,
+                    f"unknown field ({hint}it has {', '.join(key.fields)}; or write the whole "
+                    f"item as one string, e.g. {key.example.split(',')[0]})",
+                    entry.line,
+                )
+                bad = True
+                continue
+            ok, raw = self.scalar(entry, where)
+            if not ok:
+                bad = True
+                continue
+            fields[lookup] = raw
+        if bad:
+            raise _Bad
+        return fields
 
     def secrets_value(self, entry: _Entry, label: str) -> tuple[tuple[str, str], ...]:
         """`secrets: {ENV_VAR: secret-name}` → (ENV_VAR, the Kubernetes Secret's name)."""

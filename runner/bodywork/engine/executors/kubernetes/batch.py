@@ -5,6 +5,12 @@ never when one pod ends. Its pods are read from the executor's pod informer on e
 change: a pod that can never succeed (podstatus.fatal_pod_reason) fails the stage at once
 and the Job is deleted; the last container failure names the reason of a Failed Job, and
 a DeadlineExceeded Job is TIMED_OUT. Logs are followed as pods start (logs.follow).
+
+While a Job has no pod yet, its FailedCreate events are read (every REFUSAL_CHECK_SECONDS):
+a pod the API refuses for good (namespace not set up, a quota it can never fit, a
+LimitRange, Pod Security, a webhook: podstatus.job_refusal) fails the stage within seconds
+with the reason and the fix, and the Job is deleted; a refusal that may pass (a quota that
+is full now) is shown once and waited for.
 """
 
 from __future__ import annotations
@@ -25,12 +31,13 @@ from bodywork.engine.executors.kubernetes.handle import (
     KubeHandle,
     stage_result,
 )
-from bodywork.k8s import kube, podstatus
+from bodywork.k8s import kube, podstatus, refusals
 
 if TYPE_CHECKING:
     from bodywork.engine.executors.kubernetes.executor import KubernetesExecutor
 
 log = structlog.get_logger("bodywork.kubernetes")
+REFUSAL_CHECK_SECONDS = 2.0  # how often a Job with no pod yet has its events read
 
 
 def start(ex: KubernetesExecutor, stage: StageSpec) -> KubeHandle:
@@ -53,12 +60,27 @@ def wait(ex: KubernetesExecutor, handle: KubeHandle) -> StageResult:
     backstop = deadlines.batch_backstop_seconds(config)
     deadline = handle.started + backstop + WAIT_GRACE_SECONDS
     seen = ex.changes.version
+    next_refusal_check = 0.0
+    shown: set[str] = set()  # the causes of passing refusals already shown
+    waiting: refusals.Refusal | None = None  # the latest, while the Job has no pod
     while True:
         pods = ex.stage_pods(handle)
         logs.follow(ex, handle, pods)
         attempts = max(1, len(pods))
+        if pods:
+            waiting = None
         if handle.stop_requested.is_set():
             return stage_result(handle, STOPPED, attempts, "stopped")
+        if not pods and time.monotonic() >= next_refusal_check:
+            next_refusal_check = time.monotonic() + REFUSAL_CHECK_SECONDS
+            refusal = _refusal(ex, handle)
+            if refusal is not None and refusal.permanent:
+                delete(ex, handle)
+                return stage_result(handle, FAILED, 0, refusal.reason)
+            waiting = refusal or waiting
+            if refusal is not None and refusal.cause not in shown:
+                shown.add(refusal.cause)
+                logs.report_line(ex, handle, f"[event] FailedCreate: {refusal.reason}")
         for pod in pods:
             if (failure := podstatus.failed_container_reason(pod)) is not None:
                 handle.last_failure = failure
@@ -77,12 +99,12 @@ def wait(ex: KubernetesExecutor, handle: KubeHandle) -> StageResult:
             if (c := podstatus.condition_true(job, "Failed")) is not None:
                 logs.report_events(ex, handle, pods)
                 if c.reason == "DeadlineExceeded":
-                    return stage_result(
-                        handle,
-                        TIMED_OUT,
-                        attempts,
+                    reason = (
                         f"no result within the Job's backstop of {backstop}s (every attempt's "
-                        "MAX_INSTALL_TIME_SECONDS + MAX_COMPLETION_TIME_SECONDS, plus grace)",
+                        "MAX_INSTALL_TIME_SECONDS + MAX_COMPLETION_TIME_SECONDS, plus grace)"
+                    )
+                    return stage_result(
+                        handle, TIMED_OUT, attempts, refusals.while_refused(reason, waiting)
                     )
                 reason = handle.last_failure or c.message or c.reason or "failed"
                 status = TIMED_OUT if podstatus.is_time_limit(reason) else FAILED
@@ -90,10 +112,23 @@ def wait(ex: KubernetesExecutor, handle: KubeHandle) -> StageResult:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             delete(ex, handle)
-            return stage_result(
-                handle, TIMED_OUT, attempts, "the Job reported no result before its deadline"
+            reason = refusals.while_refused(
+                "the Job reported no result before its deadline", waiting
             )
-        seen = ex.changes.wait(seen, min(remaining, WAKE_SECONDS))
+            return stage_result(handle, TIMED_OUT, attempts, reason)
+        wake = REFUSAL_CHECK_SECONDS if not pods else WAKE_SECONDS
+        seen = ex.changes.wait(seen, min(remaining, wake))
+
+
+def _refusal(ex: KubernetesExecutor, handle: KubeHandle) -> refusals.Refusal | None:
+    """What the Job's FailedCreate events say; None if it has none or they cannot be read
+    (the wait goes on as before: reading events must never fail a stage)."""
+    try:
+        events = logs.events_of(ex, handle.name, kind="Job")
+    except ClusterError as exc:
+        log.debug("job_events_unread", job=handle.name, error=str(exc))
+        return None
+    return podstatus.job_refusal(events, ex.namespace, ex.repo_url)
 
 
 def delete(ex: KubernetesExecutor, handle: KubeHandle) -> None:

@@ -1,10 +1,12 @@
 """Kubernetes executor: batch stages as Jobs, service stages as Deployments + Services.
 
-This module owns the Executor protocol methods, the run's informers (Jobs and pods of this
-run, Deployments of the project) and the artifacts claim (checked, created, waited for
-until bound). It waits through informers (watches, never polling) and hands the work per
-stage type to `batch` (Jobs) and `service` (Deployment, Service, Ingress, rollback); pod
-failures are named by `bodywork.k8s.podstatus`, and logs and events come from `logs`.
+This module owns the Executor protocol methods, the preflight (before anything is created:
+the namespace has the stage service account, and the controller may do all the run
+needs), the run's informers (Jobs and pods of this run, Deployments of the project) and
+the artifacts claim (checked, created, waited for until bound). It waits through informers
+(watches, never polling) and hands the work per stage type to `batch` (Jobs) and `service`
+(Deployment, Service, Ingress, rollback); pod failures and refused pods are named by
+`bodywork.k8s.podstatus`, and logs and events come from `logs`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from bodywork.core import objects
 from bodywork.core.errors import ClusterError
 from bodywork.core.plan import Plan, StageSpec
 from bodywork.core.results import StageResult
+from bodywork.engine import deploy
 from bodywork.engine.executors.base import LogSink
 from bodywork.engine.executors.kubernetes import batch, logs, service
 from bodywork.engine.executors.kubernetes.handle import (
@@ -29,9 +32,37 @@ from bodywork.engine.executors.kubernetes.handle import (
     INFORMER_SYNC_SECONDS,
     KubeHandle,
 )
-from bodywork.k8s import informers, kube, podstatus, streams
+from bodywork.k8s import informers, kube, podstatus, refusals, streams
+from bodywork_bootstrap.redaction import redact
 
 log = structlog.get_logger("bodywork.kubernetes")
+
+Check = tuple[str, str, str]  # (verb, resource, API group), as deploy.missing_permissions takes
+READ_STAGE_ACCOUNT: Check = ("get", "serviceaccounts", "")
+
+
+def run_permissions(plan: Plan) -> list[Check]:
+    """What the controller does in its namespace to run `plan`, once the Lease is taken and
+    the run record created: every check of the preflight, in manifests/role.yaml's order."""
+    stages = [*plan.stages, *([plan.on_failure] if plan.on_failure else [])]
+    checks: list[Check] = []
+    if any(not s.config.is_service for s in stages):
+        checks += [("create", "jobs", "batch"), ("delete", "jobs", "batch")]
+    checks += [("list", "jobs", "batch"), ("watch", "jobs", "batch")]
+    if any(s.config.is_service for s in stages):
+        checks += [(v, "deployments", "apps") for v in ("get", "create", "update", "delete")]
+    checks += [("list", "deployments", "apps"), ("watch", "deployments", "apps")]
+    if any(s.config.is_service for s in stages):
+        checks += [(v, "services", "") for v in ("get", "create", "update", "delete")]
+        checks += [(v, "ingresses", "networking.k8s.io") for v in ("get", "delete")]
+    if any(s.config.ingress for s in stages):
+        checks += [(v, "ingresses", "networking.k8s.io") for v in ("create", "update")]
+    checks += [("list", "pods", ""), ("watch", "pods", ""), ("get", "pods/log", "")]
+    checks += [("list", "events", "")]
+    checks += [(v, "persistentvolumeclaims", "") for v in ("get", "create", "watch")]
+    checks += [("update", "configmaps", "")]
+    checks += [(v, "leases", "coordination.k8s.io") for v in ("update", "delete")]
+    return checks
 
 
 class KubernetesExecutor:
@@ -58,6 +89,8 @@ class KubernetesExecutor:
 
     # ------------------------------------------------------------------ Executor protocol
     def prepare(self, plan: Plan) -> None:
+        self.repo_url = redact(plan.source.repo_url)  # for the fixes refusals name
+        self._preflight(plan)
         self.settings = replace(
             self.settings, artifacts_pvc=plan.artifacts_pvc or self.settings.artifacts_pvc
         )
@@ -144,6 +177,54 @@ class KubernetesExecutor:
         return sorted(pods, key=lambda p: p.metadata.creation_timestamp or 0)
 
     # ------------------------------------------------------------------ set-up
+    def _preflight(self, plan: Plan) -> None:
+        """Fail before anything is created, naming everything missing and the fix: the
+        stage service account (a namespace nobody set up) and the controller's rights."""
+        ns = self.namespace
+        try:
+            missing = deploy.missing_permissions(self.api, ns, run_permissions(plan))
+            may_read_account = not deploy.missing_permissions(self.api, ns, [READ_STAGE_ACCOUNT])
+        except ClusterError as exc:
+            if exc.status != 403:
+                raise
+            # A cluster that does not let its users review their own access (system:basic-user
+            # unbound): each call still fails at once, naming what it lacks.
+            log.warning("preflight_skipped", detail=str(exc))
+            return
+        problems = []
+        account = objects.STAGE_SERVICE_ACCOUNT
+        if may_read_account:
+            found = kube.exists(
+                f"get serviceaccount {account}",
+                ns,
+                self.core.read_namespaced_service_account,
+                account,
+                ns,
+            )
+            if found is None:
+                problems.append(refusals.not_set_up(ns, self.repo_url, account))
+        else:  # a Role from before the check: a refused pod still fails fast, with the fix
+            log.warning(
+                "stage_account_not_checked",
+                detail=f"the controller may not get serviceaccounts in '{ns}': re-apply "
+                "manifests/role.yaml to check the namespace before each run",
+            )
+        if missing:
+            problems.append(
+                f"the controller may not do all this run needs in namespace '{ns}': "
+                + "; ".join(missing)
+                + f" — grant manifests/role.yaml there (`bodywork bootstrap -n {ns} "
+                f"{self.repo_url}`, or `kubectl apply -k manifests/` with `namespace: {ns}`), "
+                "or run as a user who may"
+            )
+        if problems:
+            raise ClusterError(
+                problems[0]
+                if len(problems) == 1
+                else f"namespace '{ns}' is not ready for this run:\n  " + "\n  ".join(problems),
+                status=403 if missing else None,
+            )
+
     def _informer(
         self, list_fn: Callable[..., Any], selector: str, kind: str
     ) -> informers.Informer:

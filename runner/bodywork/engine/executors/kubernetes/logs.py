@@ -4,7 +4,8 @@ Each started pod of a stage gets one daemon thread following its log through
 `streams.Stream`; lines go to the handle's tail and to the executor's LogSink (prefixed
 with the pod's suffix for a multi-replica service). A lost log stream never fails the
 stage. `report_events` adds the scheduler's and kubelet's Warning events to the output
-of a stage that failed, and `events_of` lists the events about one object.
+of a stage that failed, `events_of` lists the events about one object, and `report_line`
+adds one line of Bodywork's own (a refused pod it keeps waiting for) to the output.
 """
 
 from __future__ import annotations
@@ -62,16 +63,23 @@ def _stream_log(ex: KubernetesExecutor, handle: KubeHandle, pod: str) -> None:
         log.debug("log_stream_ended", pod=pod, status=exc.status)
 
 
-def events_of(ex: KubernetesExecutor, name: str) -> list[Any]:
-    """The events about one object (a pod or the artifacts claim), oldest first."""
+def events_of(ex: KubernetesExecutor, name: str, kind: str | None = None) -> list[Any]:
+    """The events about one object (a pod, a Job, the artifacts claim), oldest first."""
+    selector = f"involvedObject.name={name}" + (f",involvedObject.kind={kind}" if kind else "")
     events: list[Any] = kube.call(
         "list events",
         ex.namespace,
         ex.core.list_namespaced_event,
         ex.namespace,
-        field_selector=f"involvedObject.name={name}",
+        field_selector=selector,
     ).items
     return events
+
+
+def report_line(ex: KubernetesExecutor, handle: KubeHandle, line: str) -> None:
+    """One line in the stage's output and log tail, as its events are shown."""
+    handle.tail.append(line)
+    ex.sink(handle.stage.name, line)
 
 
 def report_events(ex: KubernetesExecutor, handle: KubeHandle, pods: list[Any]) -> None:

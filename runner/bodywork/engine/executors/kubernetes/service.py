@@ -5,7 +5,10 @@ the Ingress down when INGRESS is turned off) and remembers the previous pod temp
 `wait` returns once the rollout at this run's template is available (podstatus.
 rollout_state), or fails on a fatal pod or a stalled rollout, or times out after
 MAX_STARTUP_TIME_SECONDS; a failed service is rolled back to its previous template, or
-deleted with its new Service if it had none (`rollback`).
+deleted with its new Service if it had none (`rollback`). A pod the API refuses for good
+(the Deployment's ReplicaFailure condition, podstatus.deployment_refusal) fails the
+rollout at once with the reason and the fix, and is rolled back the same way; a refusal
+that may pass (a quota full now) is shown once and waited for.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from bodywork.core.plan import StageSpec
 from bodywork.core.results import FAILED, STOPPED, SUCCEEDED, TIMED_OUT, StageResult
 from bodywork.engine.executors.kubernetes import logs
 from bodywork.engine.executors.kubernetes.handle import WAKE_SECONDS, KubeHandle, stage_result
-from bodywork.k8s import kube, podstatus
+from bodywork.k8s import kube, podstatus, refusals
 
 if TYPE_CHECKING:
     from bodywork.engine.executors.kubernetes.executor import KubernetesExecutor
@@ -90,6 +93,7 @@ def wait(ex: KubernetesExecutor, handle: KubeHandle) -> StageResult:
     backstop = deadlines.service_backstop_seconds(config)
     deadline = handle.started + backstop
     seen = ex.changes.version
+    shown: set[str] = set()  # the causes of passing refusals already shown
     while True:
         pods = ex.stage_pods(handle)
         logs.follow(ex, handle, pods)
@@ -99,6 +103,14 @@ def wait(ex: KubernetesExecutor, handle: KubeHandle) -> StageResult:
         available, failure = podstatus.rollout_state(deployment, handle.stage.run_id)
         if available:
             return stage_result(handle, SUCCEEDED, 1, url=service_url(ex, handle))
+        refusal = podstatus.deployment_refusal(
+            deployment, handle.stage.run_id, ex.namespace, ex.repo_url
+        )
+        if refusal is not None and refusal.permanent:
+            failure = failure or refusal.reason
+        elif refusal is not None and refusal.cause not in shown:
+            shown.add(refusal.cause)
+            logs.report_line(ex, handle, f"[event] FailedCreate: {refusal.reason}")
         failure = failure or next(
             (r for r in (podstatus.fatal_pod_reason(p, crash_is_fatal=True) for p in pods) if r),
             None,
@@ -112,6 +124,8 @@ def wait(ex: KubernetesExecutor, handle: KubeHandle) -> StageResult:
         else:
             status = TIMED_OUT if failure and podstatus.is_time_limit(failure) else FAILED
         if failure is not None:
+            if refusal is not None and not refusal.permanent:  # still refused at its deadline
+                failure = refusals.while_refused(failure, refusal)
             logs.report_events(ex, handle, pods)
             rolled = rollback(ex, handle)
             return stage_result(handle, status, 1, f"{failure}; {rolled}")
