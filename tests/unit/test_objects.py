@@ -322,3 +322,27 @@ def test_our_own_image_without_credentials_keeps_the_single_container_path() -> 
         assert "initContainers" not in pod
         assert pod["containers"][0]["args"][0] == "stage"
         assert "--checkout-ready" not in pod["containers"][0]["args"]
+
+
+def test_a_gpu_stage_in_another_image_gets_its_devices_and_placement_but_fetch_does_not() -> None:
+    """GPUS, a node selector, a toleration and a pull secret reach the Job's pod; the GPU is
+    the stage container's limit (= request), never the fetch init container's."""
+    from bodywork.core.config import Toleration
+
+    stage = stage_config(
+        gpus=1,
+        node_selector=(("accelerator", "a100"),),
+        tolerations=(Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule"),),
+        image_pull_secrets=("regcred",),
+    )
+    job = objects.build_job(make_plan(stage).stages[0], "nvcr.io/nvidia/pytorch:24.01", SETTINGS)
+    validate(job)
+    pod = job["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"accelerator": "a100"}
+    assert pod["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+    resources = pod["containers"][0]["resources"]
+    assert resources["limits"]["nvidia.com/gpu"] == resources["requests"]["nvidia.com/gpu"] == "1"
+    assert "nvidia.com/gpu" not in str(pod["initContainers"][0]["resources"])

@@ -14,6 +14,7 @@ from typing import Any
 
 from bodywork.core import bootstrapargs, deadlines, names
 from bodywork.core.objects import conventions as conv
+from bodywork.core.objects import placement
 from bodywork.core.plan import Plan, StageSpec
 
 Manifest = dict[str, Any]
@@ -112,7 +113,9 @@ def cpu_quantity(cores: float) -> str:
     return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
 
 
-def _resources(stage: StageSpec) -> Manifest:
+def _resources(stage: StageSpec, devices: bool = True) -> Manifest:
+    """Requests and limits; `devices`: GPUs and other extended resources too (the stage's
+    own container has them, the fetch init container does not)."""
     config = stage.config
     # A request of 0 asks for no reservation, as the original read it.
     requests: dict[str, str] = {}
@@ -120,12 +123,17 @@ def _resources(stage: StageSpec) -> Manifest:
         requests["cpu"] = cpu_quantity(config.cpu_request)
     if config.memory_request_mb > 0:
         requests["memory"] = f"{config.memory_request_mb}Mi"
-    resources: Manifest = {"requests": requests} if requests else {}
-    limits = {}
+    limits: dict[str, str] = {}
     if config.cpu_limit is not None:
         limits["cpu"] = cpu_quantity(config.cpu_limit)
     if config.memory_limit_mb is not None:
         limits["memory"] = f"{config.memory_limit_mb}Mi"
+    if devices:
+        # Extended resources cannot be overcommitted: request == limit, as the API stores it.
+        extended = placement.extended_limits(config)
+        requests.update(extended)
+        limits.update(extended)
+    resources: Manifest = {"requests": requests} if requests else {}
     if limits:
         resources["limits"] = limits
     return resources
@@ -211,7 +219,8 @@ def _fetch_container(stage: StageSpec, settings: RunSettings) -> Manifest:
         {"name": conv.HOME_ENV, "value": conv.TMP_MOUNT},
         *git_auth_env(settings.git_ssh_secret, settings.git_token_secret),
     ]
-    container["resources"] = _resources(stage)  # init and main run apart: no extra quota
+    # Init and main run one after the other: no extra quota, and no GPU for fetching.
+    container["resources"] = _resources(stage, devices=False)
     container["volumeMounts"] = _mounts(conv.WORK_VOLUME, conv.TMP_VOLUME, conv.TOOLS_VOLUME)
     if settings.git_ssh_secret:
         container["volumeMounts"].append(git_ssh_mount())
@@ -264,6 +273,7 @@ def _pod_spec(stage: StageSpec, image: str, settings: RunSettings) -> Manifest:
         pod["containers"] = [_container(stage, image, settings)]
     if settings.git_ssh_secret:
         pod["volumes"].append(git_ssh_volume(settings.git_ssh_secret))
+    pod.update(placement.pod_placement(stage.config))  # node selector, tolerations, pulls
     return pod
 
 
