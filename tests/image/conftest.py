@@ -121,9 +121,9 @@ def run_to_exit(
         options["user"] = user
     if entrypoint is not None:
         options["entrypoint"] = entrypoint
-    container = DockerContainer(
-        image, command=command, env=env or {}, volumes=list(volumes), **options
-    )
+    container = DockerContainer(image, env=env or {}, volumes=list(volumes), **options)
+    if command is not None:
+        container.with_command(command)
     for path in tmpfs:
         container.tmpfs[path] = "rw,exec,mode=1777"  # like an emptyDir: exec allowed
     with container:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bodywork.core.errors import GitSourceError
+from bodywork.core.errors import GitSourceError, UsageError
 from bodywork.core.plan import Source
 from bodywork.engine import gitsource
 from tests.conftest import commit_all, free_port, git, serve_bare, write_files
@@ -169,13 +169,26 @@ def test_unreachable_server_fails_within_seconds():
     assert str(caught.value).startswith(f"cannot read {url}: ")
 
 
-def test_remote_url_credentials_are_redacted_in_errors():
-    """A token in a URL never reaches the error message."""
-    url = f"http://user:t0ps3cret@127.0.0.1:{free_port()}/project.git"
-    with pytest.raises(GitSourceError) as caught:
+@pytest.mark.parametrize(
+    "userinfo", ["user:t0ps3cret@", "x-access-token:t0ps3cret@", "t0ps3cret@"]
+)
+def test_a_remote_url_with_credentials_is_refused_naming_the_secret_way(userinfo):
+    """A token in a URL would sit in every Job's args and in `ps`: the URL is refused before
+    anything is contacted, the message names --git-token-secret and never the token."""
+    url = f"https://{userinfo}127.0.0.1:{free_port()}/project.git"
+    with pytest.raises(UsageError) as caught:
         gitsource.resolve(url, "main", warn=no_warnings)
-    assert "t0ps3cret" not in str(caught.value)
-    assert "***@127.0.0.1" in str(caught.value)
+    message = str(caught.value)
+    assert "t0ps3cret" not in message
+    assert "***@127.0.0.1" in message
+    assert "--git-token-secret" in message and "BODYWORK_GIT_TOKEN" in message
+    assert caught.value.exit_code == 2
+
+
+def test_an_ssh_url_with_a_user_name_is_not_refused():
+    """ssh://git@host is how SSH names the account, not a credential."""
+    gitsource.refuse_embedded_credentials("ssh://git@github.com/org/repo.git")
+    gitsource.refuse_embedded_credentials("https://github.com/org/repo.git")
 
 
 # ------------------------------------------------------------------------- checkout

@@ -9,13 +9,14 @@ Fetching a commit is the bootstrapper's `gitfetch`, shared so both sides fetch t
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import git
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from bodywork.core.errors import GitSourceError
+from bodywork.core.errors import GitSourceError, UsageError
 from bodywork.core.plan import Source
 from bodywork_bootstrap import gitfetch
 from bodywork_bootstrap.redaction import redact
@@ -129,6 +130,19 @@ def resolve_local(path: Path, ref: str | None, warn: Callable[[str], None]) -> S
     return Source(repo_url=top.as_uri(), commit=commit, ref=ref or "HEAD", project_dir=project_dir)
 
 
+def refuse_embedded_credentials(url: str) -> None:
+    """A token in the URL would sit in every Job's args, in `ps` for a service's whole life
+    and in every rendered manifest: refuse it and name the way that keeps it secret."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme in ("http", "https") and (parts.username or parts.password):
+        raise UsageError(
+            f"{redact(url)} carries credentials in the URL, where every Job's arguments and "
+            "`ps` would show them: remove them from the URL, then put the token in a Secret "
+            "(`kubectl create secret generic repo-token --from-literal=token=...`) and pass "
+            "--git-token-secret repo-token; locally, export BODYWORK_GIT_TOKEN instead"
+        )
+
+
 def resolve(
     location: str,
     ref: str | None,
@@ -140,6 +154,7 @@ def resolve(
 
     `env` carries git credentials (gitfetch.git_env); default: this process's environment."""
     if is_url(location):
+        refuse_embedded_credentials(location)
         source = resolve_remote(location, ref, env)
         return Source(source.repo_url, source.commit, source.ref, project_dir.strip("/"))
     path = Path(location) / project_dir if project_dir else Path(location)
