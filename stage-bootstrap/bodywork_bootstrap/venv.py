@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bodywork_bootstrap import envnames, supervise
+from bodywork_bootstrap import envnames, redaction, supervise
 
 READY_MARKER = ".bodywork-ready"  # written last: a venv without it is incomplete
 _REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -108,7 +108,8 @@ def _explain_failure(output: str, requirements: str, source: str, listed: bool =
     fallback = "the stage's requirements" if listed else source
     head = f"requirement {', '.join(culprits)}" if culprits else fallback
     detail = "\n".join(uv_lines[-12:]) or "uv exited without a message"
-    return f"{head} could not be installed:\n{detail}"
+    # A requirement may be `git+https://user:token@host/...`: uv echoes it, and so do we.
+    return redaction.redact(f"{head} could not be installed:\n{detail}")
 
 
 def _remaining(deadline: float | None) -> float | None:

@@ -13,9 +13,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import yaml
 
 from bodywork.core import records
-from tests.e2e.conftest import kubectl, run_workflow
+from tests.e2e.conftest import IMAGE, MANIFESTS, kubectl, run_workflow
 from tests.e2e.test_kubernetes import (
     batch_config,
     http_server_script,
@@ -138,3 +139,42 @@ def test_a_quota_that_is_full_now_is_waited_for_and_shown(namespace: str, publis
         done.stdout
     )
     assert done.stdout.count("| done") == 2
+
+
+def test_a_controller_whose_role_lacks_verbs_names_them_all_and_creates_nothing(
+    namespace: str, publish
+) -> None:
+    """The in-cluster controller Job under a Role without the jobs rule (and, as a Role from
+    before the preflight, without `get serviceaccounts`): one error names every missing
+    verb with its `kubectl auth can-i` line and the fix; no claim or stage object is made."""
+    role = json.loads(kubectl("get", "role", "bodywork-controller", "-n", namespace, "-o", "json"))
+    role["rules"] = [
+        r for r in role["rules"] if not {"jobs", "serviceaccounts"} & set(r["resources"])
+    ]
+    kubectl("replace", "-n", namespace, "-f", "-", stdin=json.dumps(role))
+    url, _ = publish("no-jobs", one_stage_project("batch"))
+    job = yaml.safe_load((MANIFESTS / "workflow-job.yaml").read_text())
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    container["image"] = IMAGE
+    container["args"][-1] = url
+    name = kubectl("create", "-n", namespace, "-f", "-", "-o", "name", stdin=yaml.safe_dump(job))
+    waited = kubectl(
+        "wait", "-n", namespace, "--for=condition=failed", name.strip(), "--timeout=120s",
+        check=False, timeout=150,
+    )  # fmt: skip
+    logs = kubectl("logs", "-n", namespace, name.strip(), check=False)
+    assert "condition met" in waited, logs[-3000:]
+    can_i = [
+        f"{verb} jobs.batch (kubectl auth can-i {verb} jobs.batch -n {namespace})"
+        for verb in ("create", "delete", "list", "watch")
+    ]
+    assert (
+        f"error: the controller may not do all this run needs in namespace '{namespace}': "
+        + "; ".join(can_i)
+        + f" — grant manifests/role.yaml there (`bodywork bootstrap -n {namespace} {url}`, "
+        f"or `kubectl apply -k manifests/` with `namespace: {namespace}`), or run as a user "
+        "who may"
+    ) in logs
+    assert "stage_account_not_checked" in logs  # an old Role: the check is skipped, said so
+    assert kubectl("get", "pvc,deployments", "-n", namespace, "-o", "name").strip() == ""
+    assert kubectl("get", "jobs", "-n", namespace, "-o", "name").strip() == name.strip()

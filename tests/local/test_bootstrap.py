@@ -225,6 +225,20 @@ def test_failed_install_exits_91_naming_requirement_and_line(make_repo, tmp_path
     assert "Traceback" not in done.stdout
 
 
+def test_credentials_in_a_requirement_url_are_redacted_in_the_failure(make_repo, tmp_path):
+    """`git+https://user:TOKEN@host/...` that cannot be installed: uv's message and ours name
+    the requirement with the credentials hidden, in the output and the termination log."""
+    token = "req-t0k3n-5ecret"
+    requirements = f"bwtest-private @ git+https://deploy:{token}@127.0.0.1:9/private.git\n"
+    repo = make_repo(stage_files("print('must not run')\n", requirements))
+    log = tmp_path / "termination-log"
+    done, _ = run_bootstrap(repo, head(repo), tmp_path, "stage", "--termination-log", str(log))
+    assert done.returncode == EXIT_INSTALL_FAILED, done.stdout
+    assert token not in done.stdout  # stderr is merged into it
+    assert "could not be installed" in log.read_text() and token not in log.read_text()
+    assert "deploy:" not in done.stdout and "***@127.0.0.1" in done.stdout
+
+
 def test_missing_commit_exits_90_with_clear_message(make_repo, tmp_path):
     """A SHA that is not in the repo fails with 90 and a last line naming commit and repo."""
     repo = make_repo(stage_files("print('must not run')\n"))
