@@ -80,10 +80,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def make_project(root: Path, stages: int) -> None:
+def make_project(root: Path, stages: int, docker_image: str | None = None) -> None:
     names = [f"s{i:02d}" for i in range(stages)]
+    image = f"DOCKER_IMAGE = {docker_image}\n" if docker_image else ""
     (root / "bodywork.ini").write_text(
-        f"[default]\nPROJECT_NAME = bench\n[workflow]\nDAG = {' >> '.join(names)}\n"
+        f"[default]\nPROJECT_NAME = bench\n{image}[workflow]\nDAG = {' >> '.join(names)}\n"
     )
     for name in names:
         (root / name).mkdir()
@@ -119,7 +120,8 @@ def seconds_between(a: datetime, b: datetime) -> float:
     return (b - a).total_seconds()
 
 
-def report(executor: TimedExecutor, the_plan: plan.Plan, wall: float, namespace: str) -> None:
+def report(executor: TimedExecutor, the_plan: plan.Plan, wall: float, namespace: str) -> float:
+    """Print the per-step table; return the mean wall time per step."""
     batch = client.BatchV1Api(executor.api)
     jobs = {
         j.metadata.labels[objects.STAGE_LABEL]: j
@@ -154,6 +156,7 @@ def report(executor: TimedExecutor, the_plan: plan.Plan, wall: float, namespace:
         f"mean handoff between steps (engine saw done → next Job created): "
         f"{sum(handoffs) / max(1, len(handoffs)) * 1000:.0f} ms"
     )
+    return sum(executor.finished[n] - executor.started[n] for n in names) / len(names)
 
 
 def main() -> int:
@@ -161,17 +164,31 @@ def main() -> int:
     parser.add_argument("--stages", type=int, default=6)
     parser.add_argument("--image", default=os.environ.get("BODYWORK_E2E_IMAGE", "bodywork:e2e"))
     parser.add_argument("--host-ip", default=os.environ.get("K8S_LAB_HOST_IP", "10.88.0.1"))
+    parser.add_argument(
+        "--handoff-image",
+        default="python:3.11-slim",
+        help="also time the init-container path: the same stages with this DOCKER_IMAGE "
+        "(an image without Bodywork); '' to skip",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bodywork-bench-k8s-") as tmp:
         work, served = Path(tmp) / "work", Path(tmp) / "served"
         work.mkdir()
         served.mkdir()
-        git(work, "init", "-q", "-b", "main")
-        make_project(work, args.stages)
-        git(work, "add", "-A")
-        git(work, "commit", "-q", "-m", "bench")
-        git(served, "clone", "-q", "--bare", str(work), "bench.git")
+        variants = {"single container (Bodywork's image)": ("bench", None)}
+        if args.handoff_image:
+            variants[f"init-container hand-off ({args.handoff_image})"] = (
+                "bench-handoff",
+                args.handoff_image,
+            )
+        for repo, docker_image in variants.values():
+            (work / repo).mkdir()
+            git(work / repo, "init", "-q", "-b", "main")
+            make_project(work / repo, args.stages, docker_image)
+            git(work / repo, "add", "-A")
+            git(work / repo, "commit", "-q", "-m", "bench")
+            git(served, "clone", "-q", "--bare", str(work / repo), f"{repo}.git")
         port = free_port()
         daemon = subprocess.Popen(
             [
@@ -203,14 +220,22 @@ def main() -> int:
         )
         try:
             time.sleep(0.5)
-            url = f"git://{args.host_ip}:{port}/bench.git"
-            print(
-                f"Kubernetes executor benchmark: {args.stages} sequential no-op batch stages, "
-                f"image {args.image}"
-            )
-            run_once(url, namespace, args.image)  # warm-up: PVC bound, venvs created
-            executor, the_plan, wall = run_once(url, namespace, args.image)
-            report(executor, the_plan, wall, namespace)
+            per_step: dict[str, float] = {}
+            for label, (repo, _image) in variants.items():
+                url = f"git://{args.host_ip}:{port}/{repo}.git"
+                print(
+                    f"\n== {label}: {args.stages} sequential no-op batch stages, "
+                    f"Bodywork image {args.image}"
+                )
+                run_once(url, namespace, args.image)  # warm-up: PVC bound, venvs created
+                executor, the_plan, wall = run_once(url, namespace, args.image)
+                per_step[label] = report(executor, the_plan, wall, namespace)
+            if len(per_step) == 2:
+                (single, one), (handoff, other) = per_step.items()
+                print(
+                    f"\ninit-container path adds {other - one:+.2f}s per stage "
+                    f"({other:.2f}s vs {one:.2f}s per step, ratio {other / one:.2f}×)"
+                )
         finally:
             subprocess.run(
                 ["kubectl", "delete", "namespace", namespace, "--wait=false"], capture_output=True
