@@ -161,6 +161,7 @@ def test_git_credentials_are_out_of_stage_codes_reach(
     """A private repo fetched over SSH, with a token Secret configured as well: the stage's
     code and its requirement's build script find neither the token nor the key anywhere."""
     token = "planted-token-7f3a9c"
+    canary = "canary-value-51e0"
     key_line = lab_sshd.client_private.strip().splitlines()[1]  # a line of the key's body
     work = tmp_path / "work-reach"
     work.mkdir()
@@ -169,6 +170,8 @@ def test_git_credentials_are_out_of_stage_codes_reach(
         f"""
         found = reachable({token[::-1]!r}, {key_line[::-1]!r})
         print("stage found:", found)
+        # The control: a value that IS in the stage's env (its own [secrets]) is found.
+        print("control found:", reachable({canary[::-1]!r}, "-never-there-"[::-1]))
         built = pathlib.Path(os.environ["BODYWORK_ARTIFACTS_DIR"], "build-found.txt")
         print("build found:", built.read_text())
         """
@@ -178,7 +181,7 @@ def test_git_credentials_are_out_of_stage_codes_reach(
         {
             "bodywork.ini": "[default]\nPROJECT_NAME = reach\n[workflow]\nDAG = probe\n",
             "probe/config.ini": "[default]\nSTAGE_TYPE = batch\nEXECUTABLE_SCRIPT = main.py\n"
-            "CPU_REQUEST = 0.1\n",
+            "CPU_REQUEST = 0.1\n[secrets]\nCANARY_VALUE = canary\n",
             "probe/requirements.txt": "./probepkg\n",
             "probe/main.py": stage_code,
             "probe/probepkg/pyproject.toml": (
@@ -195,6 +198,10 @@ def test_git_credentials_are_out_of_stage_codes_reach(
     kubectl(
         "create", "secret", "generic", "git-token", "-n", namespace, f"--from-literal=token={token}"
     )
+    kubectl(
+        "create", "secret", "generic", "canary", "-n", namespace,
+        f"--from-literal=CANARY_VALUE={canary}",
+    )  # fmt: skip
     done = subprocess.run(
         ["bodywork", "workflow", "-n", namespace, "--image", IMAGE,
          "--git-ssh-secret", SECRET, "--git-token-secret", "git-token",
@@ -203,6 +210,7 @@ def test_git_credentials_are_out_of_stage_codes_reach(
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "stage found: []" in done.stdout, done.stdout
+    assert "control found: ['own env'" in done.stdout, done.stdout  # the probe does see env
     assert "build found: []" in done.stdout, done.stdout
     # The fetch itself used the credentials: they were configured, not merely absent.
     pod = kubectl("get", "pods", "-n", namespace, "-o", "yaml")
