@@ -53,6 +53,9 @@ def load_plan(
         project = config.load_project(root, gitsource.project_fallback_name(source))
     if on_project is not None:
         on_project(project)
+    if project.config_file == config.YAML_FILE:
+        # bodywork.yaml's usage_stats asked the original to report runs; we never phone home.
+        log.debug("usage_stats_ignored", detail="Bodywork sends no usage statistics")
     for problem in project.warnings:  # warnings and notes: neither stops a run
         if problem.severity == "note":
             log.info("config_note", detail=str(problem))
