@@ -1,6 +1,8 @@
-"""Runs the API refuses: a namespace nobody set up is named by the preflight before anything
-is created; a pod the API refuses to create (here a ResourceQuota of pods=0) fails its
-stage within seconds, with the reason and the fix, instead of waiting for the deadline.
+"""Runs the API refuses: a namespace nobody set up, or a Role short of verbs, is named by
+the preflight before anything is created; a pod the API refuses to create (a ResourceQuota
+of pods=0; the stage service account missing where an old Role cannot check it) fails its
+stage within seconds, with the reason and the fix, instead of waiting for the deadline; a
+quota that is only full now is waited for, and the wait is shown.
 
 Each stage's own limit is 300 s and its backstop longer still, so a run that ends in under
 30 s did not wait for either: it failed fast, which is what these tests check."""
@@ -81,11 +83,6 @@ def test_a_namespace_nobody_set_up_fails_before_anything_is_created(
     assert kubectl("get", "pvc,leases", "-n", bare_namespace, "-o", "name").strip() == ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/controller.py run_in_cluster does not finish the run record when "
-    "executor.prepare raises, so it stays 'running' (a fix is proposed to the lead)",
-)
 def test_a_run_refused_by_the_preflight_is_recorded_as_failed(bare_namespace: str, publish) -> None:
     url, _ = publish("bare-record", one_stage_project("batch"))
     done = run_workflow(bare_namespace, url)
@@ -141,29 +138,39 @@ def test_a_quota_that_is_full_now_is_waited_for_and_shown(namespace: str, publis
     assert done.stdout.count("| done") == 2
 
 
+def without_role_rules(namespace: str, *resources: str) -> None:
+    """Take the rules for `resources` out of the controller's Role in `namespace`."""
+    role = json.loads(kubectl("get", "role", "bodywork-controller", "-n", namespace, "-o", "json"))
+    role["rules"] = [r for r in role["rules"] if not set(resources) & set(r["resources"])]
+    kubectl("replace", "-n", namespace, "-f", "-", stdin=json.dumps(role))
+
+
+def failed_controller_job(namespace: str, url: str) -> tuple[str, str]:
+    """Run manifests/workflow-job.yaml for `url` until it fails; (job name, its log)."""
+    job = yaml.safe_load((MANIFESTS / "workflow-job.yaml").read_text())
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    container["image"] = IMAGE
+    container["args"][-1] = url
+    created = kubectl("create", "-n", namespace, "-f", "-", "-o", "name", stdin=yaml.safe_dump(job))
+    name = created.strip()
+    waited = kubectl(
+        "wait", "-n", namespace, "--for=condition=failed", name, "--timeout=120s",
+        check=False, timeout=150,
+    )  # fmt: skip
+    logs = kubectl("logs", "-n", namespace, name, check=False)
+    assert "condition met" in waited, logs[-3000:]
+    return name, logs
+
+
 def test_a_controller_whose_role_lacks_verbs_names_them_all_and_creates_nothing(
     namespace: str, publish
 ) -> None:
     """The in-cluster controller Job under a Role without the jobs rule (and, as a Role from
     before the preflight, without `get serviceaccounts`): one error names every missing
     verb with its `kubectl auth can-i` line and the fix; no claim or stage object is made."""
-    role = json.loads(kubectl("get", "role", "bodywork-controller", "-n", namespace, "-o", "json"))
-    role["rules"] = [
-        r for r in role["rules"] if not {"jobs", "serviceaccounts"} & set(r["resources"])
-    ]
-    kubectl("replace", "-n", namespace, "-f", "-", stdin=json.dumps(role))
+    without_role_rules(namespace, "jobs", "serviceaccounts")
     url, _ = publish("no-jobs", one_stage_project("batch"))
-    job = yaml.safe_load((MANIFESTS / "workflow-job.yaml").read_text())
-    container = job["spec"]["template"]["spec"]["containers"][0]
-    container["image"] = IMAGE
-    container["args"][-1] = url
-    name = kubectl("create", "-n", namespace, "-f", "-", "-o", "name", stdin=yaml.safe_dump(job))
-    waited = kubectl(
-        "wait", "-n", namespace, "--for=condition=failed", name.strip(), "--timeout=120s",
-        check=False, timeout=150,
-    )  # fmt: skip
-    logs = kubectl("logs", "-n", namespace, name.strip(), check=False)
-    assert "condition met" in waited, logs[-3000:]
+    name, logs = failed_controller_job(namespace, url)
     can_i = [
         f"{verb} jobs.batch (kubectl auth can-i {verb} jobs.batch -n {namespace})"
         for verb in ("create", "delete", "list", "watch")
@@ -177,4 +184,25 @@ def test_a_controller_whose_role_lacks_verbs_names_them_all_and_creates_nothing(
     ) in logs
     assert "stage_account_not_checked" in logs  # an old Role: the check is skipped, said so
     assert kubectl("get", "pvc,deployments", "-n", namespace, "-o", "name").strip() == ""
-    assert kubectl("get", "jobs", "-n", namespace, "-o", "name").strip() == name.strip()
+    assert kubectl("get", "jobs", "-n", namespace, "-o", "name").strip() == name
+
+
+def test_with_an_old_role_a_missing_stage_account_fails_fast_at_the_job(
+    namespace: str, publish
+) -> None:
+    """A Role from before the preflight cannot read service accounts, so the check is
+    skipped; the stage's Job is then refused (serviceaccount "bodywork-stage" not found),
+    and its FailedCreate event fails the run within seconds, naming the fix. The Job is
+    deleted."""
+    without_role_rules(namespace, "serviceaccounts")
+    kubectl("delete", "serviceaccount", "bodywork-stage", "-n", namespace)
+    url, _ = publish("old-role", one_stage_project("batch"))
+    started = time.monotonic()
+    name, logs = failed_controller_job(namespace, url)
+    assert time.monotonic() - started < FAST_SECONDS + 30  # + the controller pod's start
+    assert (
+        f"error: stage 'train' failed: namespace '{namespace}' is not set up for Bodywork "
+        f"(service account bodywork-stage not found): run `bodywork bootstrap -n {namespace} "
+        f"{url}`"
+    ) in logs
+    assert kubectl("get", "jobs", "-n", namespace, "-o", "name").strip() == name

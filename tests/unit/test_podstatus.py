@@ -498,3 +498,23 @@ def test_a_deadline_reached_while_refused_says_what_refused_the_pod() -> None:
     assert refusals.while_refused("not ready after 90s", full) == (
         f"not ready after 90s; its pod was refused: {full.reason}"
     )
+
+
+# ---------------------------------------------------------------------------- the hand-off
+# Captured from the lab: stage pods whose `fetch` init container (Bodywork's image, handing
+# over to python:3.11-slim) could not reach the repo, as a Job's pod and a Deployment's.
+def test_a_fetch_init_container_that_failed_names_the_bootstrap_failure() -> None:
+    failed = pod("init-fetch-failed")
+    reason = podstatus.failed_container_reason(failed)
+    assert reason is not None and reason.startswith("bootstrap failed: cannot fetch git://")
+    looping = pod("init-crash-loop")
+    fatal = podstatus.fatal_pod_reason(looping, crash_is_fatal=True)
+    assert fatal is not None and fatal.startswith("bootstrap failed: cannot fetch git://")
+
+
+def test_a_completed_fetch_init_container_is_not_a_crash() -> None:
+    """The hand-off working: fetch exited 0, the stage's container runs."""
+    running = pod("init-handoff-running")
+    assert running.status.init_container_statuses[0].state.terminated.exit_code == 0
+    assert podstatus.fatal_pod_reason(running, crash_is_fatal=True) is None
+    assert podstatus.failed_container_reason(running) is None

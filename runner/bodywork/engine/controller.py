@@ -16,6 +16,8 @@ from typing import Any
 import structlog
 
 from bodywork.core import config, plan
+from bodywork.core.errors import BodyworkError
+from bodywork.core.records import FAILED
 from bodywork.core.results import RunOutcome
 from bodywork.engine import gitsource, notify, workflow
 from bodywork.engine.executors.base import LogSink
@@ -107,6 +109,10 @@ def run_in_cluster(
             outcome = workflow.run_workflow(
                 the_plan, executor, skip_steps=skip_steps, on_progress=recorder.update
             )
+        except BodyworkError as exc:  # e.g. the preflight: the record must not say running
+            recorder.extra = {**recorder.extra, "error": str(exc)}
+            recorder.update(RunOutcome(the_plan.run_id, the_plan.source.commit, []), FAILED)
+            raise
         finally:
             executor.close()
         recorder.finish(outcome)

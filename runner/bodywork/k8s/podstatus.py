@@ -54,9 +54,15 @@ def memory_limit(pod: Any) -> str | None:
     return limit
 
 
+def _statuses(pod: Any) -> list[Any]:
+    """Init containers (the hand-off's `fetch`) first, as they run first, then the stage's."""
+    return [*(pod.status.init_container_statuses or []), *(pod.status.container_statuses or [])]
+
+
 def failed_container_reason(pod: Any) -> str | None:
-    """The reason of the first container that terminated with a non-zero code, if any."""
-    for status in pod.status.container_statuses or []:
+    """The reason of the first container that terminated with a non-zero code, if any; an
+    init container that completed (exit 0) is not a failure."""
+    for status in _statuses(pod):
         terminated = status.state.terminated
         if terminated and terminated.exit_code != 0:
             return terminated_reason(terminated, memory_limit(pod))
@@ -74,7 +80,8 @@ def fatal_pod_reason(pod: Any, crash_is_fatal: bool) -> str | None:
             and "unbound" not in (cond.message or "")
         ):
             return f"unschedulable: {cond.message}"
-    for status in pod.status.container_statuses or []:
+    init = {id(s) for s in pod.status.init_container_statuses or []}
+    for status in _statuses(pod):
         waiting = status.state.waiting
         if waiting and waiting.reason in IMAGE_ERRORS:
             return f"image '{status.image}' cannot be pulled ({waiting.reason}): {waiting.message}"
@@ -82,7 +89,9 @@ def fatal_pod_reason(pod: Any, crash_is_fatal: bool) -> str | None:
             return f"container cannot start ({waiting.reason}): {waiting.message}"
         if crash_is_fatal:
             crashed = status.state.terminated or status.last_state.terminated
-            if crashed is not None:
+            # A completed init container (the fetch, exit 0) is the hand-off working; a
+            # service's own container that exits at all, even with 0, has crashed.
+            if crashed is not None and not (id(status) in init and crashed.exit_code == 0):
                 return terminated_reason(crashed, memory_limit(pod))
     return None
 

@@ -30,6 +30,12 @@ CONTROLLER_RULES: list[Manifest] = [
     {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "create", "update", "delete"]},
     {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"],
      "verbs": ["get", "create", "update", "delete"]},
+    {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get"]},
+    {
+        "apiGroups": ["authorization.k8s.io"],
+        "resources": ["selfsubjectaccessreviews"],
+        "verbs": ["create"],
+    },
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
     {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
