@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path, PurePosixPath
+from typing import NoReturn
 
 from bodywork_bootstrap import (
     EXIT_FETCH_FAILED,
@@ -166,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="with --fetch-only: copy this bootstrapper and uv into DIR for the stage's image",
     )
+    handoff.add_argument(FETCH_SECONDS_FLAG, type=float, default=0.0, help=argparse.SUPPRESS)
     handoff.add_argument(
         "--checkout-ready",
         action="store_true",
@@ -194,6 +196,31 @@ def _without_handoff(pythonpath: str | None) -> str | None:
     ours = str(Path(__file__).resolve().parent.parent)
     kept = [p for p in pythonpath.split(os.pathsep) if p and os.path.realpath(p) != ours]
     return os.pathsep.join(kept) or None
+
+
+CREDENTIAL_ENV = (envnames.GIT_TOKEN, envnames.GIT_SSH_DIR, envnames.GIT_SSH_KEY)
+FETCH_SECONDS_FLAG = "--fetched-in"  # set by the re-exec: the fetch's time, for the timing line
+
+
+def holds_credentials(environ: dict[str, str] | os._Environ[str]) -> bool:
+    return any(environ.get(name) for name in CREDENTIAL_ENV)
+
+
+def _reexec_without_credentials(
+    own: list[str], module_args: list[str], fetch_seconds: float, deadline: float | None
+) -> NoReturn:
+    """Run the rest (install, the module) as a fresh process image of this bootstrapper, on
+    the checkout just made, with an environment that holds no Git credentials."""
+    argv = [sys.executable, "-m", "bodywork_bootstrap", *own, "--checkout-ready"]
+    argv += [FETCH_SECONDS_FLAG, f"{fetch_seconds:.3f}"]
+    if deadline is not None:  # what is left of MAX_INSTALL_TIME_SECONDS after the fetch
+        left = max(0.001, deadline - time.monotonic())
+        at = argv.index("--max-install-seconds")
+        argv[at + 1] = f"{left:.3f}"
+    env = {k: v for k, v in os.environ.items() if k not in CREDENTIAL_ENV}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [*argv, "--", *module_args] if module_args else argv, env)
 
 
 def split_module_args(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -276,6 +303,10 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             gitfetch.forget_private_keys()  # the stage's code never finds a copy of the key
     fetched = time.monotonic()
+    if not args.fetch_only and not args.checkout_ready and holds_credentials(os.environ):
+        # /proc/<pid>/environ keeps a process's first environment for its whole life, and the
+        # stage's code can read its parent's: become a process that never had the credentials.
+        _reexec_without_credentials(own, module_args, fetched - started, deadline)
 
     root = checkout.resolve()
     project_root = (checkout / args.project_dir).resolve()
@@ -378,9 +409,10 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         max_startup_seconds=args.max_startup_seconds,
     )
+    fetch_seconds = args.fetched_in + (fetched - started)  # a re-exec carries the fetch's
     _say(
-        f"prepared in {time.monotonic() - started:.2f}s (fetch {fetched - started:.2f}s, "
-        f"install {installed - fetched:.2f}s); running {module}"
+        f"prepared in {args.fetched_in + time.monotonic() - started:.2f}s "
+        f"(fetch {fetch_seconds:.2f}s, install {installed - fetched:.2f}s); running {module}"
     )
     outcome = run_child(command, script.parent, env, limits, _say)
     if outcome.how == supervise.RUN_TIMED_OUT:

@@ -42,6 +42,18 @@ STAGE_CODE = (
     "import os\n"
     "print('stage ran from', os.path.basename(os.getcwd()))\n"
     "print('token visible to stage:', os.environ.get('BODYWORK_GIT_TOKEN') is not None)\n"
+    # every ancestor's first environment too, as /proc shows it to the same user
+    "import pathlib\n"
+    "pid, seen = os.getppid(), []\n"
+    "while pid > 1:\n"
+    "    try:\n"
+    "        environ = pathlib.Path(f'/proc/{pid}/environ').read_bytes()\n"
+    "    except OSError:\n"
+    "        break\n"
+    "    seen.append(b'BODYWORK_GIT_TOKEN=' in environ)\n"
+    "    stat = pathlib.Path(f'/proc/{pid}/stat').read_text()\n"
+    "    pid = int(stat.rsplit(')', 1)[1].split()[1])\n"
+    "print('token in the parent env:', seen[0] if seen else None)\n"
 )
 PROJECT = {
     "bodywork.ini": project_ini("stage"),
@@ -350,6 +362,9 @@ def test_bootstrapper_fetches_over_https_and_stage_code_never_sees_the_token(
     assert done.returncode == 0, done.stdout
     assert "stage ran from stage" in done.stdout
     assert "token visible to stage: False" in done.stdout
+    # The bootstrapper re-executed itself without the token after fetching: its /proc
+    # environ, which the stage's code can read, never held it.
+    assert "token in the parent env: False" in done.stdout
     assert_no_secret(done.stdout, TOKEN)
 
     refused = run_bootstrapper(url, commit, tmp_path, with_token("not-the-token"))
