@@ -9,11 +9,14 @@ downloaded. A file lock serialises two stages building the same venv.
 uv runs in `install_cwd` (the requirements file's folder in the checkout), so a relative
 requirement such as `./mylib` is the one in the pinned checkout, never the caller's. With a
 `deadline`, waiting for the lock and every uv call stop then (uv and whatever it started are
-killed) and InstallTimedOut is raised.
+killed) and InstallTimedOut is raised. A requirements file is read as UTF-8 (with or without
+a BOM) or as UTF-16 with its BOM, as uv reads it; anything else is an InstallError naming the
+file and the fix, not a traceback.
 """
 
 from __future__ import annotations
 
+import codecs
 import fcntl
 import hashlib
 import os
@@ -58,6 +61,33 @@ def uv_executable() -> str:
         if not found:
             raise InstallError("uv is not installed: `pip install uv`") from None
         return found
+
+
+def read_requirements(path: Path, label: str | None = None) -> str:
+    """The text of a requirements file: UTF-8 (a BOM is dropped), or UTF-16 when it starts
+    with UTF-16's BOM (what Windows editors save as "Unicode"); uv reads these too. Any other
+    encoding (cp1252, Latin-1...) raises InstallError naming the file and the fix."""
+    name = label or path.name
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InstallError(f"cannot read {name}: {exc.strerror or exc}") from None
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise InstallError(
+                f"{name} starts with UTF-16's byte order mark but is not UTF-16 text: "
+                "save it as UTF-8"
+            ) from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InstallError(
+            f"{name} is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}; "
+            "Windows-1252 or Latin-1 perhaps): save it as UTF-8"
+        ) from None
 
 
 def requirement_lines(text: str) -> list[tuple[int, str]]:
@@ -172,7 +202,9 @@ def ensure_venv(
     `time.monotonic()` value) bounds the whole build; `label`: how messages name the file
     (default: its name); `listed`: the file holds the stage's inline requirement list (only
     changes how a failing requirement is named)."""
-    requirements = requirements_file.read_text() if requirements_file.is_file() else ""
+    requirements = ""
+    if requirements_file.is_file():
+        requirements = read_requirements(requirements_file, label)
     venv = venv_root / f"{stage}-{venv_key(requirements, stage)}"
     python = venv / "bin" / "python"
     venv_root.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,8 @@ def cmd_cronjob(args: argparse.Namespace) -> int:
     from bodywork.engine import history
     from bodywork.k8s import cronjobs, recordstore
 
+    if args.action == "create":  # before the cluster is asked anything
+        settings.check_schedule(args.schedule)
     api = settings.api_client()
     namespace = args.namespace
     if args.action == "create":
@@ -65,7 +67,12 @@ def register(commands: SubParsers) -> None:
     sub.add_argument("source", metavar="REPO", help="git URL the cluster can reach")
     sub.add_argument("--branch", "-b", default=None, help="branch to retrain from (default HEAD)")
     sub.add_argument("--project-dir", default="")
-    sub.add_argument("--schedule", required=True, help='cron schedule, e.g. "0 3 * * *"')
+    sub.add_argument(
+        "--schedule",
+        required=True,
+        help='cron schedule: minute hour day month weekday, e.g. "0 3 * * *" (in the '
+        "cluster's time zone, usually UTC), or @daily, @hourly...",
+    )
     sub.add_argument("--name", help="CronJob name (default: <project>--retrain)")
     settings.add_image(sub)
     settings.add_local_git_auth(sub)

@@ -4,19 +4,29 @@ and map errors to exit codes in one place.
 Each error class has its exit code (`BodyworkError.exit_code`) and ends as one `error:`
 line on stderr, never a traceback. Logging is configured once, before the handler runs.
 `bodywork stage` (what every stage pod runs) skips argparse and the heavy imports.
+
+The last resort: an OSError no layer turned into a BodyworkError (a full disk, a file it may
+not write, a path too long, standard output closed) is one `error:` line naming the path and
+the system's reason, exit 1; Ctrl-C is exit 130. Standard output is flushed before the exit
+code is returned, so a failing write is reported here rather than as a traceback at exit.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import os
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from bodywork import __version__
 from bodywork.cli import cronjob, deploy, history, legacy, run, secret, settings
 from bodywork.core.errors import BodyworkError
 
 EXIT_INTERRUPTED = run.EXIT_INTERRUPTED
+EXIT_OS_ERROR = BodyworkError.exit_code  # 1: the general failure
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,29 +46,120 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def describe_os_error(exc: OSError, what: str | None = None) -> str:
+    """One line for an OSError: the path (or `what`), the system's reason and its errno name,
+    e.g. "/data/x: No space left on device (ENOSPC)"."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    name = errno.errorcode.get(exc.errno) if isinstance(exc.errno, int) else None
+    if name:
+        reason = f"{reason} ({name})"
+    paths = [os.fsdecode(p) for p in (exc.filename, exc.filename2) if p is not None]
+    where = " -> ".join(paths) if paths else what
+    return f"{where}: {reason}" if where else reason
+
+
+STDOUT = "cannot write to standard output"
+_FROM_STDOUT = "_bodywork_from_stdout"  # set on an OSError a write to standard output raised
+
+
+class _MarkedStdout:
+    """sys.stdout, marking the OSError a failing write or flush raises (and re-raising it as
+    it is: callers still catch BrokenPipeError), so the one error line can say that it was
+    standard output that could not be written; such errors name no file. Everything else
+    is the stream's own."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except OSError as exc:
+            setattr(exc, _FROM_STDOUT, True)
+            raise
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            setattr(exc, _FROM_STDOUT, True)
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _flush_stdout() -> OSError | None:
+    """Flush standard output; when that fails, point it at /dev/null so the interpreter's own
+    flush at exit cannot fail a second time (with a traceback of its own)."""
+    try:
+        sys.stdout.flush()
+    except OSError as exc:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return exc
+    return None
+
+
+def _error(message: str, code: int) -> int:
+    with contextlib.suppress(OSError):  # stderr itself gone: the exit code says it alone
+        print(f"error: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+def _finish(code: int) -> int:
+    failed = _flush_stdout()
+    if failed is not None:
+        return _error(describe_os_error(failed, STDOUT), EXIT_OS_ERROR)
+    return code
+
+
+def _run(call: Callable[[], int], guard_stdout: bool = True) -> int:
+    """Run a command; every error ends as one `error:` line and its exit code."""
+    real_stdout = sys.stdout
+    if guard_stdout and real_stdout is not None:
+        sys.stdout = _MarkedStdout(real_stdout)
+    try:
+        return _finish(call())
+    except BodyworkError as exc:
+        _flush_stdout()
+        return _error(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        _flush_stdout()
+        return EXIT_INTERRUPTED
+    except OSError as exc:
+        failed = _flush_stdout()
+        stdout = getattr(exc, _FROM_STDOUT, False) or failed is not None
+        return _error(describe_os_error(exc, STDOUT if stdout else None), EXIT_OS_ERROR)
+    finally:
+        sys.stdout = real_stdout
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["stage"]:  # fast path: no argparse tree, no heavy imports
-        return run.cmd_stage(argv[1:])
+        stage_argv = argv[1:]
+        return _run(lambda: run.cmd_stage(stage_argv), guard_stdout=False)
     try:  # the original Bodywork's command lines still work (cli/legacy, docs/migrating.md)
         argv, note = legacy.translate(argv)
     except BodyworkError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return exc.exit_code
+        return _error(str(exc), exc.exit_code)
     if note is not None:
         print(f"note: {note}", file=sys.stderr, flush=True)
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
-    try:
+
+    def call() -> int:
         # Logs go to stderr: stdout carries only what a command prints (`render` YAML,
         # `status -o json`). Commands that report progress default to info, others warning.
         settings.configure_logging(args)
+        settings.check_namespace(args)  # -n: the API server's rule, before asking it
         return handler(args)
-    except BodyworkError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+
+    return _run(call)
 
 
 if __name__ == "__main__":

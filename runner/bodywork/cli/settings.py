@@ -2,8 +2,10 @@
 
 The plan (`load_plan`), the controller run a Job or CronJob is asked to do
 (`controller_run`, the one place a `ControllerRun` is assembled), the git credentials
-(`git_auth_env`), the default namespace and home, the log level, and the argparse option
-groups the command modules share. Heavy modules are imported inside the functions.
+(`git_auth_env`), the default namespace and home (made absolute, and checked usable), the
+checks of a namespace and a schedule given on the command line (`check_namespace`,
+`check_schedule`: the rules the API server applies, in core), the log level, and the argparse
+option groups the command modules share. Heavy modules are imported inside the functions.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bodywork import __version__
+from bodywork.core import cron, names
 from bodywork.core.errors import UsageError
 from bodywork_bootstrap import envnames
 
@@ -30,12 +33,44 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 # ---------------------------------------------------------------------------- defaults
-def default_home(env: dict[str, str]) -> Path:
-    """Where local mode keeps artifacts, venvs and the uv cache between runs."""
-    if env.get(envnames.HOME):
-        return Path(env[envnames.HOME])
-    data = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data) / "bodywork"
+def default_home(env: dict[str, str], cwd: Path | None = None) -> Path:
+    """Where local mode keeps artifacts, venvs and the uv cache between runs: BODYWORK_HOME,
+    else $XDG_DATA_HOME/bodywork, else ~/.local/share/bodywork; created, and checked to be a
+    directory this user can write (else a UsageError naming it and why).
+
+    A relative BODYWORK_HOME is taken from `cwd` (default: the current directory) once, here:
+    every stage runs in its own folder, where the relative path would name another place."""
+    chosen = env.get(envnames.HOME)
+    if chosen:
+        home = Path(chosen).expanduser()
+        what = f"{envnames.HOME}={chosen}"
+    else:
+        data = env.get("XDG_DATA_HOME", "")
+        if not Path(data).is_absolute():  # the XDG spec: ignore a relative one
+            data = str(Path.home() / ".local" / "share")
+        home = Path(data) / "bodywork"
+        what = f"Bodywork's home {home} (set {envnames.HOME} to choose another)"
+    if not home.is_absolute():
+        home = (cwd or Path.cwd()) / home
+    return _usable_home(Path(os.path.normpath(home)), what)
+
+
+def _usable_home(home: Path, what: str) -> Path:
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise UsageError(f"{what}: {home} is a file, not a directory: point it elsewhere") from None
+    except NotADirectoryError:
+        raise UsageError(
+            f"{what}: a part of {home} is a file, not a directory: point it elsewhere"
+        ) from None
+    except OSError as exc:
+        raise UsageError(f"{what}: cannot create {home}: {exc.strerror or exc}") from None
+    if not os.access(home, os.W_OK | os.X_OK):
+        raise UsageError(
+            f"{what}: {home} is not writable by this user: point it at a directory you own"
+        )
+    return home
 
 
 def default_namespace() -> str:
@@ -135,6 +170,7 @@ def load_plan(args: argparse.Namespace, run_id: str | None = None) -> plan.Plan:
         if getattr(args, "log_level", None) is None and project.log_level != "info":
             configure_logging(args, project.log_level)  # LOG_LEVEL in bodywork.ini
 
+    check_local_source(args.source)
     return controller.load_plan(
         args.source,
         args.branch,
@@ -154,6 +190,8 @@ def controller_run(
     from bodywork.core import objects
     from bodywork.engine import gitsource
 
+    if scheduled:
+        check_schedule(args.schedule)
     return objects.ControllerRun(
         repo=args.source if gitsource.is_url(args.source) else the_plan.source.repo_url,
         branch=args.branch if scheduled else the_plan.source.commit,
@@ -216,6 +254,39 @@ def add_namespace(
             "-n", "--namespace", default=DEFAULT_NAMESPACE, help=f"default: {DEFAULT_NAMESPACE}"
         )
     return sub
+
+
+def check_namespace(args: argparse.Namespace) -> None:
+    """A namespace given with -n/--namespace must be one the API server accepts (a DNS-1123
+    label): say which rule it breaks, rather than sending it and relaying a 422."""
+    namespace: str | None = getattr(args, "namespace", None)
+    if namespace is None:
+        return
+    rule = names.namespace_problem(namespace)
+    if rule is not None:
+        raise UsageError(
+            f"-n/--namespace '{namespace}' is not a namespace name: {rule} (a namespace is "
+            "1-63 lower-case letters, digits and '-', starting and ending with a letter or digit)"
+        )
+
+
+def check_schedule(schedule: str) -> None:
+    """A --schedule the CronJob API would refuse (core.cron has its rules) is a UsageError."""
+    problem = cron.schedule_problem(schedule)
+    if problem is not None:
+        raise UsageError(f"--schedule '{schedule}' is not a cron schedule: {problem}")
+
+
+def check_local_source(source: str) -> None:
+    """A local path that git cannot run from: a bare repository (no checked-out files)."""
+    from bodywork.core import config
+    from bodywork.engine import gitsource
+
+    if gitsource.is_url(source):
+        return
+    path = Path(source)
+    if config.is_bare_repository(path):
+        raise UsageError(config.bare_repository_message(path))
 
 
 def namespace_of(args: argparse.Namespace, the_plan: plan.Plan | None = None) -> str:

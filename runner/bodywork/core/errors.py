@@ -10,7 +10,11 @@ would fix it. Context travels as attributes so callers and tests need not parse 
     ├── ClusterError              4  the Kubernetes API refused or failed
     ├── StageFailed(results)      5  a workflow ran and a stage did not succeed
     ├── RunInProgress             6  another controller holds the project's lease
-    └── UsageError                2  the command line itself is wrong
+    └── UsageError                2  the command line itself is wrong (or its environment:
+                                     BODYWORK_HOME, a bare repository given as a path)
+
+Outside the tree, cli.main's last resort: an OSError no layer translated (a full disk, a path
+too long, standard output closed) is exit 1, naming the path and the errno; Ctrl-C is 130.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Stage directory names become parts of Kubernetes object names, which must be DNS
 labels: lower-case letters, digits and '-', starting and ending with an alphanumeric, at
 most 63 characters. `k8s_name` maps any reasonable name onto that alphabet; `object_name`
 joins parts and, when the result is too long, truncates and appends a hash of the whole so
-that two long names can never collide. Pure: no I/O.
+that two long names can never collide. `namespace_problem` names the rule a namespace
+(given with -n) breaks. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 MAX_NAME_LENGTH = 63  # DNS-1123 label limit, the tightest Kubernetes applies to our objects
 HASH_LENGTH = 8  # hex chars of sha256 appended when a name is cut: 2**32 makes collisions moot
 _INVALID = re.compile(r"[^a-z0-9-]+")
+_NAME_CHAR = re.compile(r"[a-zA-Z0-9-]")  # upper case is reported on its own
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -42,3 +44,21 @@ def object_name(*parts: str, max_length: int = MAX_NAME_LENGTH) -> str:
     digest = hashlib.sha256(full.encode()).hexdigest()[:HASH_LENGTH]
     head = full[: max_length - HASH_LENGTH - 1].rstrip("-")
     return f"{head}-{digest}"
+
+
+def namespace_problem(text: str) -> str | None:
+    """The DNS-1123 label rule `text` breaks as a namespace name, in a user's words; None
+    when it is one. The API server refuses any other name, so say why before asking it."""
+    if not text:
+        return "it is empty"
+    if len(text) > MAX_NAME_LENGTH:
+        return f"it is {len(text)} characters long: at most {MAX_NAME_LENGTH}"
+    bad = sorted({c for c in text if not _NAME_CHAR.fullmatch(c)})
+    if bad:
+        shown = ", ".join(repr(c) for c in bad)
+        return f"it has {shown}: only lower-case letters, digits and '-'"
+    if text != text.lower():
+        return f"it has upper-case letters: namespaces are lower-case ('{text.lower()}')"
+    if not is_dns_label(text):
+        return "it must start and end with a letter or digit"
+    return None

@@ -115,15 +115,30 @@ def build_plan(project: ProjectConfig, source: Source, run_id: str) -> Plan:
     )
 
 
+MAX_FAILURE_REASON_BYTES = 4096  # an env string may be 128 KiB at most (execve's E2BIG)
+
+
+def _capped(text: str, limit: int = MAX_FAILURE_REASON_BYTES) -> str:
+    """`text` within `limit` bytes of UTF-8: its start, and a marker saying how much is cut."""
+    data = text.encode("utf-8", errors="replace")
+    if len(data) <= limit:
+        return text
+    marker = f" [... {len(data):,} bytes in all, cut to {limit:,}]"
+    head = data[: limit - len(marker.encode())].decode("utf-8", errors="ignore")
+    return head + marker
+
+
 def on_failure_stage(plan: Plan, failed_stage: str, reason: str) -> StageSpec | None:
-    """The plan's on-failure stage, told which stage failed and why."""
+    """The plan's on-failure stage, told which stage failed and why (the reason capped at
+    MAX_FAILURE_REASON_BYTES: a stage's last line may be any length, and one env value over
+    128 KiB makes starting the on-failure stage fail with "argument list too long")."""
     if plan.on_failure is None:
         return None
     return replace(
         plan.on_failure,
         extra_env=(
             (envnames.FAILED_STAGE, failed_stage),
-            (envnames.FAILURE_REASON, reason),
-            (envnames.ORIGINAL_FAILURE_MESSAGE, f"stage '{failed_stage}' {reason}"),
+            (envnames.FAILURE_REASON, _capped(reason)),
+            (envnames.ORIGINAL_FAILURE_MESSAGE, _capped(f"stage '{failed_stage}' {reason}")),
         ),
     )

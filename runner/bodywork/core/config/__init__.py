@@ -22,6 +22,9 @@ from bodywork.core.config.model import (
     Toleration,
 )
 from bodywork.core.config.reader import (
+    bare_repository_message,
+    decode_text,
+    is_bare_repository,
     load_project,
     local_port_conflicts,
     parse_project,
@@ -56,7 +59,10 @@ __all__ = [
     "StageConfig",
     "StageDir",
     "Toleration",
+    "bare_repository_message",
     "configuration_tables",
+    "decode_text",
+    "is_bare_repository",
     "load_project",
     "local_port_conflicts",
     "parse_project",

@@ -4,7 +4,8 @@ Names that collide or cannot become Kubernetes names (project, stages, secrets),
 stages against the project's directories, the on-failure stage, a stage's script and
 requirements.txt against the files in its directory, a bodywork.yaml module path against
 the project's files, directories the DAG leaves out, the original's image, services that
-would share a port on one machine, and GPUs asked for by two keys. Each returns what it
+would share a port on one machine, GPUs asked for by two keys, limits below requests and
+secrets that would shadow a variable the stage needs. Each returns what it
 finds (`Problem`s with file, key, line and a fix); the readers call them.
 """
 
@@ -12,23 +13,32 @@ from __future__ import annotations
 
 import difflib
 import posixpath
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any
 
 from bodywork.core import names
 from bodywork.core.config.model import StageConfig, StageDir
 from bodywork.core.config.schema import (
     BATCH,
+    CPU_LIMIT,
+    CPU_REQUEST,
     ENV_VAR_NAME,
     GPU_RESOURCE,
     MAX_PROJECT_FILES,
+    MEMORY_LIMIT_MB,
+    MEMORY_REQUEST_MB,
     MODULE_SUFFIXES,
     ORIGINAL_IMAGE,
     PROJECT_FILE,
     REQUIREMENTS_FILE,
+    RESERVED_ENV,
+    RESERVED_ENV_PREFIX,
     SECRET_NAME,
     SECRET_NAME_MAX,
     SERVICE,
     STAGE_FILE,
+    Key,
+    shown,
 )
 from bodywork.core.errors import Problem
 
@@ -124,9 +134,10 @@ def on_failure_stage(stage: StageConfig, line: int | None) -> Problem | None:
 
 
 def unused_dirs(
-    dirs: Mapping[str, StageDir], in_dag: list[str], on_failure: str | None
+    dirs: Mapping[str, StageDir], in_dag: Collection[str], on_failure: str | None
 ) -> list[Problem]:
     """Warn about each directory with a config.ini that neither the DAG nor ON_FAILURE uses."""
+    in_dag = set(in_dag)  # one lookup per directory, not a scan of the DAG
     return [
         Problem(
             f"{directory}/{STAGE_FILE}",
@@ -146,6 +157,13 @@ def secret(
     key = key or env_var
     if not ENV_VAR_NAME.match(env_var):
         return Problem(file, "is not a valid environment variable name", key=key, line=line)
+    if (shadowed := reserved_env(env_var)) is not None:
+        return Problem(
+            file,
+            f"would shadow {env_var}, {shadowed}: give the variable another name",
+            key=key,
+            line=line,
+        )
     if not SECRET_NAME.match(secret_name) or len(secret_name) > SECRET_NAME_MAX:
         return Problem(
             file,
@@ -155,6 +173,48 @@ def secret(
             line=line,
         )
     return None
+
+
+def reserved_env(env_var: str) -> str | None:
+    """What a secret named `env_var` would shadow in the stage's environment, or None."""
+    if env_var in RESERVED_ENV:
+        return RESERVED_ENV[env_var]
+    if env_var.startswith(RESERVED_ENV_PREFIX):
+        return "one of the variables Bodywork sets for the stage"
+    return None
+
+
+def _number(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+def limits_below_requests(
+    stage: StageConfig, where: Callable[[Key[Any]], tuple[str, str, int | None]]
+) -> list[Problem]:
+    """A limit under its request: the API server refuses the pod ("must be less than or equal
+    to the limit"). `where` names a key's file, label and line (None: not written)."""
+    problems = []
+    pairs: tuple[tuple[Key[Any], Key[Any], float | None, float], ...] = (
+        (CPU_LIMIT, CPU_REQUEST, stage.cpu_limit, stage.cpu_request),
+        (MEMORY_LIMIT_MB, MEMORY_REQUEST_MB, stage.memory_limit_mb, stage.memory_request_mb),
+    )
+    for limit_key, request_key, limit, request in pairs:
+        if limit is None or not request or limit >= request:
+            continue
+        file, limit_label, line = where(limit_key)
+        _, request_label, request_line = where(request_key)
+        given = "" if request_line is not None else " (its default)"
+        problems.append(
+            Problem(
+                file,
+                f"{_number(limit)} is below {request_label} {_number(request)}{given}: "
+                "Kubernetes refuses a "
+                f"limit under the request; raise {limit_label} or lower {request_label}",
+                key=limit_label,
+                line=line,
+            )
+        )
+    return problems
 
 
 def stage_files(
@@ -210,7 +270,17 @@ def k8s_names(
     plural = "directories" if stage_noun == "directory" else f"{stage_noun}s"
     for stage in stages:
         k8s = names.k8s_name(stage)
-        if not k8s:
+        if len(k8s) > names.MAX_NAME_LENGTH:
+            problems.append(
+                Problem(
+                    file,
+                    f"stage '{shown(stage)}' is {len(k8s)} characters long as a Kubernetes "
+                    f"name: a label takes at most {names.MAX_NAME_LENGTH}; rename its "
+                    f"{stage_noun}",
+                    key=dag_key,
+                )
+            )
+        elif not k8s:
             problems.append(
                 Problem(
                     file,

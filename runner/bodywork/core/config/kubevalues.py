@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+INT64_MAX = 2**63 - 1  # Kubernetes' int64 fields (tolerationSeconds) and quantities
 LABEL_NAME_MAX = 63  # a label value, or a qualified name's part after the '/'
 DNS_SUBDOMAIN_MAX = 253  # a qualified name's prefix, and a Secret's name
 _LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
@@ -35,6 +36,11 @@ _NATIVE_RESOURCES = {
     "memory_limit_mb in bodywork.yaml)",
     "ephemeral-storage": "Bodywork does not set it",
 }
+
+
+def shown(raw: str, limit: int = 40) -> str:
+    """A value as a message quotes it: a long one cut, so an error stays one readable line."""
+    return raw if len(raw) <= limit else f"{raw[:limit]}… ({len(raw):,} characters)"
 
 
 def _is_label_name(text: str) -> bool:
@@ -123,7 +129,9 @@ def resource_count(text: str) -> int:
     except ValueError:
         raise ValueError(f"count must be a whole number ≥ 1, got '{raw}'") from None
     if not math.isfinite(number) or not number.is_integer() or number < 1:
-        raise ValueError(f"count must be a whole number ≥ 1, got '{raw}'")
+        raise ValueError(f"count must be a whole number ≥ 1, got '{shown(raw)}'")
+    if number > INT64_MAX:
+        raise ValueError(f"count must be at most {INT64_MAX} (a 64-bit number), got '{shown(raw)}'")
     return int(number)
 
 
@@ -190,9 +198,16 @@ def _seconds(raw: str) -> int:
     try:
         seconds = int(raw.strip())
     except ValueError:
-        raise ValueError(f"tolerationSeconds must be a whole number ≥ 0, got '{raw}'") from None
+        raise ValueError(
+            f"tolerationSeconds must be a whole number ≥ 0, got '{shown(raw)}'"
+        ) from None
     if seconds < 0:
         raise ValueError(f"tolerationSeconds must be a whole number ≥ 0, got '{raw}'")
+    if seconds > INT64_MAX:
+        raise ValueError(
+            f"tolerationSeconds must be at most {INT64_MAX} (Kubernetes' is a 64-bit number), "
+            f"got '{shown(raw)}'"
+        )
     return seconds
 
 

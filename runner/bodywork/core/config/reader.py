@@ -3,13 +3,18 @@
 A project has `bodywork.yaml` (read by `yamlfile`) or `bodywork.ini` with a `config.ini` per
 stage (read by `inifiles`), never both. Each reader fills a `Draft`; the checks both formats
 share run here (Kubernetes names, the original's image, services on one port, GPUs given
-twice), and one `ConfigError` lists every problem found. Unknown keys and sections are
-warnings, or errors with `strict`; notes never fail. `read_project_files` and `load_project`
-are the small loaders that take the snapshot from a checkout.
+twice, limits below requests), and one `ConfigError` lists every problem found. Unknown keys
+and sections are warnings, or errors with `strict`; notes never fail. A project name too long
+for Kubernetes is cut, with a hash of the whole (`names.object_name`), and a note says so.
+`read_project_files` and `load_project` are the small loaders that take the snapshot from a
+checkout (`decode_text`: UTF-8, a BOM dropped, or UTF-16 with its BOM); `load_project` names
+a bare repository instead of reporting its missing files.
 """
 
 from __future__ import annotations
 
+import codecs
+import functools
 import os
 from pathlib import Path
 
@@ -18,7 +23,7 @@ from bodywork.core.config import checks, inifiles, yamlfile
 from bodywork.core.config import schema as s
 from bodywork.core.config.draft import Draft
 from bodywork.core.config.model import ProjectConfig, ProjectFiles, StageDir
-from bodywork.core.errors import ConfigError, Problem
+from bodywork.core.errors import ConfigError, Problem, UsageError
 
 _SKIP_DIRS = {"__pycache__", "node_modules", "venv", ".venv"}
 # Never holds a project's modules; walking them only costs time (and the file cap).
@@ -56,6 +61,23 @@ def _shared_checks(draft: Draft, files: ProjectFiles, problems: list[Problem]) -
     problems += checks.k8s_names(
         project_name, in_dag, draft.file, name_key, dag_key, draft.stage_noun
     )
+    k8s_project = names.k8s_name(project_name)
+    if len(k8s_project) > names.MAX_NAME_LENGTH:
+        # It names every object and labels them all (a label value takes 63), and locally it
+        # is a directory name (255 bytes at most): cut it, keeping distinct names distinct.
+        project_name = names.object_name(k8s_project)
+        file, key, line = draft.where(None, s.PROJECT_NAME)
+        problems.append(
+            Problem(
+                file,
+                f"'{k8s_project[:40]}…' is {len(k8s_project)} characters long as a "
+                f"Kubernetes name, which takes at most {names.MAX_NAME_LENGTH}: the project is "
+                f"called '{project_name}' (set a shorter name to choose it)",
+                key=key,
+                line=line,
+                severity="note",
+            )
+        )
     image = values.get(s.DOCKER_IMAGE.name)
     if image and checks.is_original_image(image):
         values[s.DOCKER_IMAGE.name] = None
@@ -66,6 +88,7 @@ def _shared_checks(draft: Draft, files: ProjectFiles, problems: list[Problem]) -
         _, resources_key, _ = draft.where(name, s.EXTENDED_RESOURCES)
         if (twice := checks.gpus_given_twice(stage, file, key, line, resources_key)) is not None:
             problems.append(twice)
+        problems += checks.limits_below_requests(stage, functools.partial(draft.where, name))
     for first, second, port in checks.port_conflicts(draft.steps, draft.stages):
         file, key, line = draft.where(second, s.PORT)
         problems.append(checks.port_conflict_warning(file, key, line, first, second, port))
@@ -108,9 +131,41 @@ def parse_project(files: ProjectFiles, strict: bool = False) -> ProjectConfig:
 
 
 # ---------------------------------------------------------------------------- loading
+def decode_text(data: bytes) -> str:
+    """A configuration file's text: UTF-8 as the original read it (a BOM dropped, a bad byte
+    read as U+FFFD), or UTF-16 when it starts with UTF-16's BOM (Windows editors' "Unicode")."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            pass
+    return data.decode("utf-8-sig", errors="replace")
+
+
 def _read_text(path: Path) -> str | None:
-    """A configuration file's text (UTF-8, as the original read it; a BOM is dropped)."""
-    return path.read_text(encoding="utf-8-sig", errors="replace") if path.is_file() else None
+    return decode_text(path.read_bytes()) if path.is_file() else None
+
+
+def is_bare_repository(path: Path) -> bool:
+    """Is `path` a bare git repository (a git directory with no working tree)? Git's own
+    test for a git directory: HEAD, objects/ and refs/ (and no bodywork files, which a
+    project holding those names would have)."""
+    return (
+        (path / "HEAD").is_file()
+        and (path / "objects").is_dir()
+        and (path / "refs").is_dir()
+        and not (path / ".git").exists()
+        and not (path / s.PROJECT_FILE).exists()
+        and not (path / s.YAML_FILE).exists()
+    )
+
+
+def bare_repository_message(path: Path) -> str:
+    where = path.resolve()
+    return (
+        f"{path} is a bare repository (no checked-out files): clone it (git clone {where}) "
+        f"or pass its URL ({where.as_uri()})"
+    )
 
 
 def _file_paths(root: Path) -> tuple[frozenset[str], bool]:
@@ -153,4 +208,6 @@ def read_project_files(root: Path, fallback_name: str = s.FALLBACK_PROJECT_NAME)
 def load_project(
     root: Path, fallback_name: str = s.FALLBACK_PROJECT_NAME, strict: bool = False
 ) -> ProjectConfig:
+    if is_bare_repository(root):
+        raise UsageError(bare_repository_message(root))
     return parse_project(read_project_files(root, fallback_name), strict=strict)

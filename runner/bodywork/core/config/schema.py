@@ -37,6 +37,31 @@ ENV_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # a secrets key
 SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")  # a secrets value
 SECRET_NAME_MAX = 253  # Kubernetes' limit for a Secret's (DNS-1123 subdomain) name
 INT32_MAX = 2**31 - 1  # Kubernetes' int32 fields, e.g. a Job's backoffLimit
+INT64_MAX = kv.INT64_MAX  # Kubernetes' int64 fields and quantities
+# The longest any one bound may be. activeDeadlineSeconds is int64, but a timer of 10**30 s
+# overflows every clock that waits on it (and is a typo, not a plan).
+MAX_DEADLINE_SECONDS = 30 * 24 * 60 * 60
+_DEADLINE_WHY = " (30 days)"
+MAX_CPU_CORES = INT64_MAX // 1000  # the scheduler counts millicores in 64 bits
+_CPU_WHY = " cores (Kubernetes counts millicores in 64 bits)"
+MAX_MEMORY_MB = INT64_MAX // 2**20  # a quantity holds at most 2**63 - 1 bytes
+_MEMORY_WHY = " MiB (Kubernetes counts bytes in 64 bits)"
+MAX_REPLICAS = 100
+# What Bodywork sets in a stage's environment, or what the stage's process needs: a secret
+# under one of these names would shadow it (and a stage cannot find Python, or its commit).
+RESERVED_ENV_PREFIX = "BODYWORK_"
+RESERVED_ENV: dict[str, str] = {
+    "PATH": "where the stage's process finds python",
+    "LD_PRELOAD": "what every program of the stage loads first",
+    "LD_LIBRARY_PATH": "where every program of the stage finds its libraries",
+    "PYTHONPATH": "where the stage's module finds the project",
+    "PYTHONHOME": "where Python finds its standard library",
+    "PYTHONUNBUFFERED": "what streams the stage's output live",
+    "HOME": "the stage's home directory",
+    "VIRTUAL_ENV": "the stage's virtualenv",
+    "GIT_COMMIT_HASH": "the commit Bodywork tells the stage it runs",
+    "EXCEPTION_MESSAGE": "the failure Bodywork tells the on-failure stage about",
+}
 GPU_RESOURCE = "nvidia.com/gpu"  # what GPUS counts: NVIDIA's device plugin's resource
 
 # bodywork.yaml
@@ -66,6 +91,9 @@ class Parser(Generic[T]):
         return self.fn(raw)
 
 
+shown = kv.shown
+
+
 def _text_fn(raw: str) -> str:
     if not raw:
         raise ValueError("is empty")
@@ -84,37 +112,56 @@ def _whole(raw: str) -> int:
     try:
         number = float(raw)
     except ValueError:
-        raise ValueError(f"must be a whole number, got '{raw}'") from None
+        raise ValueError(f"must be a whole number, got '{shown(raw)}'") from None
     if not math.isfinite(number) or not number.is_integer():
-        raise ValueError(f"must be a whole number, got '{raw}'")
+        raise ValueError(f"must be a whole number, got '{shown(raw)}'")
     return int(number)
 
 
-def _int(minimum: int, maximum: int | None = None, why_maximum: str = "") -> Parser[int]:
+def _int(
+    minimum: int,
+    maximum: int | None = None,
+    why_maximum: str = "",
+    ceiling: int | None = None,
+    why_ceiling: str = "",
+) -> Parser[int]:
+    """A whole number in [minimum, maximum]; `ceiling`: a sanity bound far above any real
+    value, named only in the message of a value above it."""
+
     def parse(raw: str) -> int:
         value = _whole(raw)
         if value < minimum or (maximum is not None and value > maximum):
             upper = f" and <= {maximum}{why_maximum}" if maximum is not None else ""
-            raise ValueError(f"must be >= {minimum}{upper}, got {value}")
+            raise ValueError(f"must be >= {minimum}{upper}, got {shown(str(value))}")
+        if ceiling is not None and value > ceiling:
+            raise ValueError(f"must be <= {ceiling}{why_ceiling}, got {shown(raw)}")
         return value
 
     accepts = f"whole number {minimum}–{maximum}" if maximum else f"whole number ≥ {minimum}"
+    if ceiling is not None:
+        accepts += f", at most {ceiling:,}{why_ceiling}"
     return Parser(parse, accepts)
 
 
-def _float(minimum: float, inclusive: bool) -> Parser[float]:
+def _float(
+    minimum: float, inclusive: bool, ceiling: int | None = None, why_ceiling: str = ""
+) -> Parser[float]:
     def parse(raw: str) -> float:
         try:
             value = float(raw)
         except ValueError:
-            raise ValueError(f"must be a number (e.g. 0.5), got '{raw}'") from None
+            raise ValueError(f"must be a number (e.g. 0.5), got '{shown(raw)}'") from None
         if not math.isfinite(value):
-            raise ValueError(f"must be a number (e.g. 0.5), got '{raw}'")
+            raise ValueError(f"must be a number (e.g. 0.5), got '{shown(raw)}'")
+        low = f"{'>=' if inclusive else '>'} {minimum:g}"
         if value < minimum or (value == minimum and not inclusive):
-            raise ValueError(f"must be {'>=' if inclusive else '>'} {minimum:g}, got {raw}")
+            raise ValueError(f"must be {low}, got {shown(raw)}")
+        if ceiling is not None and value > ceiling:
+            raise ValueError(f"must be <= {ceiling}{why_ceiling}, got {shown(raw)}")
         return value
 
-    return Parser(parse, f"number {'≥' if inclusive else '>'} {minimum:g}")
+    upper = f", at most {ceiling:,}{why_ceiling}" if ceiling is not None else ""
+    return Parser(parse, f"number {'≥' if inclusive else '>'} {minimum:g}{upper}")
 
 
 def _bool_fn(raw: str) -> bool:
@@ -123,7 +170,7 @@ def _bool_fn(raw: str) -> bool:
         return True
     if lowered in ("false", "no", "off", "0"):
         return False
-    raise ValueError(f"must be True or False, got '{raw}'")
+    raise ValueError(f"must be True or False, got '{shown(raw)}'")
 
 
 _bool = Parser(_bool_fn, "true or false (any case; yes/no, on/off)")
@@ -137,7 +184,7 @@ def _choice(*options: str, aliases: Mapping[str, str] | None = None) -> Parser[s
         if lowered in other_names:
             return other_names[lowered]
         if lowered not in options:
-            raise ValueError(f"must be one of {', '.join(options)}, got '{raw}'")
+            raise ValueError(f"must be one of {', '.join(options)}, got '{shown(raw)}'")
         return lowered
 
     return Parser(parse, f"one of {', '.join(options)} (any case)")
@@ -418,7 +465,7 @@ SECRETS = Key(
 CPU_REQUEST = Key(
     "default",
     "cpu_request",
-    _float(0, inclusive=True),
+    _float(0, inclusive=True, ceiling=MAX_CPU_CORES, why_ceiling=_CPU_WHY),
     0.5,
     doc="cores reserved for the stage's pod; 0: no reservation",
     yaml=("cpu_request",),
@@ -426,7 +473,7 @@ CPU_REQUEST = Key(
 MEMORY_REQUEST_MB = Key(
     "default",
     "memory_request_mb",
-    _int(0),
+    _int(0, ceiling=MAX_MEMORY_MB, why_ceiling=_MEMORY_WHY),
     512,
     doc="MiB reserved; sklearn+pandas ~300",
     yaml=("memory_request_mb",),
@@ -434,21 +481,21 @@ MEMORY_REQUEST_MB = Key(
 CPU_LIMIT = Key(
     "default",
     "cpu_limit",
-    _float(0, inclusive=False),
-    doc="cores; unset = no limit",
+    _float(0, inclusive=False, ceiling=MAX_CPU_CORES, why_ceiling=_CPU_WHY),
+    doc="cores; unset = no limit; at least CPU_REQUEST",
     yaml=("cpu_limit",),
 )
 MEMORY_LIMIT_MB = Key(
     "default",
     "memory_limit_mb",
-    _int(1),
-    doc="MiB; unset = no limit (OOMKilled above)",
+    _int(1, ceiling=MAX_MEMORY_MB, why_ceiling=_MEMORY_WHY),
+    doc="MiB; unset = no limit (OOMKilled above); at least MEMORY_REQUEST_MB",
     yaml=("memory_limit_mb",),
 )
 MAX_INSTALL_TIME_SECONDS = Key(
     "default",
     "max_install_time_seconds",
-    _int(1),
+    _int(1, ceiling=MAX_DEADLINE_SECONDS, why_ceiling=_DEADLINE_WHY),
     1800,
     doc="bound on fetching the code and installing requirements, per attempt, apart from "
     "the stage's own time",
@@ -457,7 +504,7 @@ MAX_INSTALL_TIME_SECONDS = Key(
 GPUS = Key(
     "default",
     "gpus",
-    _int(0),
+    _int(0, ceiling=INT64_MAX, why_ceiling=" (a 64-bit number)"),
     0,
     doc=f"NVIDIA GPUs for the stage's container ({GPU_RESOURCE}; other devices: "
     "EXTENDED_RESOURCES); 0: none",
@@ -520,16 +567,18 @@ RETRIES = Key(
 MAX_COMPLETION_TIME_SECONDS = Key(
     BATCH,
     "max_completion_time_seconds",
-    _int(1),
+    _int(1, ceiling=MAX_DEADLINE_SECONDS, why_ceiling=_DEADLINE_WHY),
     3600,
     doc="time limit on the stage's own code (fetch and install not included)",
     yaml=(BATCH, "max_completion_time_seconds"),
 )
-REPLICAS = Key(SERVICE, "replicas", _int(1, 100), 1, doc="pods", yaml=(SERVICE, "replicas"))
+REPLICAS = Key(
+    SERVICE, "replicas", _int(1, MAX_REPLICAS), 1, doc="pods", yaml=(SERVICE, "replicas")
+)
 MAX_STARTUP_TIME_SECONDS = Key(
     SERVICE,
     "max_startup_time_seconds",
-    _int(1),
+    _int(1, ceiling=MAX_DEADLINE_SECONDS, why_ceiling=_DEADLINE_WHY),
     120,
     doc="from the module's start to PORT accepting connections (install not included)",
     yaml=(SERVICE, "max_startup_time_seconds"),

@@ -410,6 +410,7 @@ class _Reader:
                 parsed[name] = stage_config
 
         in_dag = [stage for step in steps for stage in step]
+        dag_stages = set(in_dag)  # membership per stage: a list would make this quadratic
         _, dag_label, dag_line = self.where(None, s.DAG)
         for stage in in_dag:
             if stage not in stage_entries:
@@ -425,7 +426,7 @@ class _Reader:
                 line,
             )
         for name, entry in stage_entries.items():
-            if steps and name not in in_dag and name != on_failure:
+            if steps and name not in dag_stages and name != on_failure:
                 self.warn(
                     f"stages.{entry.key}",
                     f"this stage is not in the DAG and will not run: add it to {dag_label} "
@@ -457,6 +458,7 @@ class _Reader:
         return _FILE, label, self.lines.get((stage, key.name))
 
     def compose(self, text: str) -> MappingNode | None:
+        text = text.removeprefix("\ufeff")  # an editor's UTF-8 BOM, if the caller left it
         try:
             root = yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.MarkedYAMLError as exc:
@@ -581,8 +583,8 @@ class _Reader:
             _, label, line = self.where(None, s.NAMESPACE)
             self.error(
                 label,
-                f"'{namespace}' is not a namespace name (lower-case letters, digits and '-', "
-                "at most 63)",
+                f"'{s.shown(namespace)}' is not a namespace name (lower-case letters, digits "
+                "and '-', at most 63)",
                 line,
             )
 
