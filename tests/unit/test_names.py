@@ -122,3 +122,14 @@ def test_distinct_stage_names_never_collide(project, first, second):
     """Two different (already Kubernetes-safe) stage names give different object names."""
     if first != second:
         assert names.object_name(project, first) != names.object_name(project, second)
+
+
+def test_the_default_cronjob_name_fits_the_apis_52_characters() -> None:
+    """The CronJob controller adds an 11-character suffix to its Jobs: 52 is the limit."""
+    from bodywork.core import names
+
+    long_project = "p" * 63
+    name = names.cronjob_name(long_project)
+    assert len(name) <= 52 and name.startswith("ppp")
+    assert names.cronjob_name("iris") == "iris--retrain"
+    assert names.cronjob_name(long_project) != names.cronjob_name("q" * 63)

@@ -27,6 +27,7 @@ CRONJOB_COLUMNS = [
 
 def cmd_cronjob(args: argparse.Namespace) -> int:
     from bodywork.core import names, objects
+    from bodywork.core.errors import UsageError
     from bodywork.engine import history
     from bodywork.k8s import cronjobs, recordstore
 
@@ -37,7 +38,12 @@ def cmd_cronjob(args: argparse.Namespace) -> int:
     if args.action == "create":
         settings.require_url(args.source, "cronjob create")
         the_plan = settings.load_plan(args)
-        name = args.name or names.object_name(the_plan.project, "retrain")
+        name = args.name or names.cronjob_name(the_plan.project)
+        if len(name) > names.CRONJOB_NAME_MAX:
+            raise UsageError(
+                f"--name '{name}' has {len(name)} characters: a CronJob name may have at most "
+                f"{names.CRONJOB_NAME_MAX} (Kubernetes adds a suffix to its Jobs' names)"
+            )
         run = settings.controller_run(args, the_plan, scheduled=True)
         version = cronjobs.api_version(api)
         image = settings.controller_image(args)

@@ -36,6 +36,14 @@ def is_dns_label(text: str) -> bool:
     return len(text) <= MAX_NAME_LENGTH and bool(_DNS_LABEL.fullmatch(text))
 
 
+CRONJOB_NAME_MAX = 52  # the CronJob controller appends an 11-character suffix to its Jobs
+
+
+def cronjob_name(project: str) -> str:
+    """The default CronJob name of a project, within the API's 52 characters."""
+    return object_name(project, "retrain", max_length=CRONJOB_NAME_MAX)
+
+
 def object_name(*parts: str, max_length: int = MAX_NAME_LENGTH) -> str:
     """Join name parts with '--' (the original Bodywork's separator) within `max_length`."""
     full = "--".join(k8s_name(p) for p in parts)

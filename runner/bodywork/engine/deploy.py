@@ -18,7 +18,7 @@ import structlog
 import yaml
 from kubernetes import client
 
-from bodywork.core import objects, records
+from bodywork.core import names, objects, records
 from bodywork.core.errors import ClusterError
 from bodywork.core.plan import Plan
 from bodywork.k8s import kube, recordstore, streams
@@ -39,7 +39,7 @@ def render(
     docs: list[dict[str, Any]] = []
     if controller is not None:
         if schedule:
-            name = f"{plan.project}--retrain"
+            name = names.cronjob_name(plan.project)
             docs.append(
                 objects.build_cronjob(
                     name,
