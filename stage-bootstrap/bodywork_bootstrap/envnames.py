@@ -22,6 +22,7 @@ GIT_SSH_DIR = "BODYWORK_GIT_SSH_DIR"  # a directory with `ssh-privatekey` and `k
 GIT_SSH_KEY = "BODYWORK_GIT_SSH_KEY"  # a key file, overriding the directory's
 GIT_KNOWN_HOSTS = "BODYWORK_GIT_KNOWN_HOSTS"  # a known_hosts file, overriding the directory's
 GIT_TOKEN = "BODYWORK_GIT_TOKEN"
+GIT_STALL_SECONDS = "BODYWORK_GIT_STALL_SECONDS"  # a git server silent this long is given up
 
 # The controller's own: why it runs, which CronJob started it, where to report.
 TRIGGER = "BODYWORK_TRIGGER"

@@ -8,6 +8,13 @@ Private repositories (see `git_env`): SSH with a key and a known_hosts file, fro
 --known-hosts`), always with strict host-key checking; or HTTPS with a token in
 BODYWORK_GIT_TOKEN, sent as an HTTP header through git's environment config, never in a URL.
 Key material and tokens are never written to a message.
+
+Every git call that talks to a server (`run_git` with a `url`) is held to a stall bound: a
+server that accepts the connection and then sends nothing is given BODYWORK_GIT_STALL_SECONDS
+(default 120 s) without a byte of git's output or progress, then git and everything it
+started (git-remote-https, ssh) are killed and GitStalled names the server. Fetches ask for
+progress so that a slow but moving transfer never looks stalled; HTTP also gets curl's own
+low-speed limit and SSH a ConnectTimeout.
 """
 
 from __future__ import annotations
@@ -15,9 +22,12 @@ from __future__ import annotations
 import atexit
 import base64
 import contextlib
+import math
 import os
 import re
+import selectors
 import shlex
+import socket
 import subprocess
 import tempfile
 import threading
@@ -26,7 +36,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bodywork_bootstrap import envnames
+from bodywork_bootstrap import envnames, supervise
 from bodywork_bootstrap.redaction import redact
 
 FETCH_ATTEMPTS = 3  # transient network errors are retried; anything else fails at once
@@ -62,6 +72,22 @@ _HTTP_AUTH = re.compile(
 )
 
 
+# A server that sends nothing this long (no byte of git's output or progress) is stalled.
+STALL_SECONDS_ENV = envnames.GIT_STALL_SECONDS
+DEFAULT_STALL_SECONDS = 120.0
+_DRAIN_SECONDS = 2.0  # git exited: how long to keep reading what its children still hold
+_PROBE_SECONDS = 3.0
+_DEFAULT_PORTS = {"git": 9418, "ssh": 22, "git+ssh": 22, "http": 80, "https": 443}
+_SCP_LIKE = re.compile(r"^(?:[^@/:]+@)?(\[[^]]+\]|[^/:]+):(?!//)")
+# curl's low-speed limit (http.lowSpeedLimit/Time) ended the transfer.
+_HTTP_STALLED = re.compile(r"operation too slow", re.IGNORECASE)
+# git's progress lines ("Receiving objects:  40% (2/5)", "remote: Total 5 (delta 0) ...").
+_PROGRESS = re.compile(
+    r"^(remote: )?((Enumerating|Counting|Compressing|Receiving|Resolving|Unpacking|Checking|"
+    r"Updating|Finding|Writing|Filtering)\b[\w ]*:|Total \d+ )"
+)
+
+
 class FetchError(Exception):
     pass
 
@@ -70,19 +96,201 @@ class FetchTimedOut(FetchError):
     """The fetch did not finish by its deadline (git was stopped)."""
 
 
-def _git(
-    args: list[str], cwd: Path, env: dict[str, str], deadline: float | None = None
+class GitStalled(FetchError):
+    """The Git server sent nothing for the stall bound (git and its children were killed)."""
+
+
+def stall_seconds(env: Mapping[str, str] | None = None) -> float:
+    """The stall bound: BODYWORK_GIT_STALL_SECONDS in `env` (default os.environ), if a
+    positive number, else DEFAULT_STALL_SECONDS."""
+    text = (os.environ if env is None else env).get(STALL_SECONDS_ENV, "")
+    try:
+        value = float(text)
+    except ValueError:
+        return DEFAULT_STALL_SECONDS
+    return value if math.isfinite(value) and value > 0 else DEFAULT_STALL_SECONDS
+
+
+def server_address(url: str) -> tuple[str, int] | None:
+    """(host, port) of the server a git URL names; None for a local repository."""
+    if "://" not in url:
+        scp = _SCP_LIKE.match(url)
+        return (scp.group(1).strip("[]"), 22) if scp else None
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return parts.hostname, port or _DEFAULT_PORTS[scheme]
+
+
+def _where(address: tuple[str, int]) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _accepts_connections(address: tuple[str, int]) -> bool:
+    try:
+        with socket.create_connection(address, timeout=_PROBE_SECONDS):
+            return True
+    except OSError:
+        return False
+
+
+def _stalled(url: str, seconds: float, heard: bool, command: str) -> GitStalled:
+    """The one-line reason for a stall, naming the server (probed once to say which)."""
+    address = server_address(url)
+    where = f"the Git server at {_where(address)}" if address else f"the Git server of {url}"
+    bound = f"{seconds:g} s"
+    if heard:
+        what = f"{where} stopped sending for {bound}"
+    elif address is None or _accepts_connections(address):
+        what = f"{where} accepted the connection but sent nothing for {bound}"
+    else:
+        what = f"{where} did not accept a connection within {bound}"
+    return GitStalled(
+        redact(f"{what} (git {command} was stopped; {STALL_SECONDS_ENV} sets this bound)")
+    )
+
+
+def _with_connect_timeouts(env: Mapping[str, str], seconds: float) -> dict[str, str]:
+    """SSH: a ConnectTimeout on our ssh command (a user's own command is left as it is)."""
+    env = dict(env)
+    ssh = env.get("GIT_SSH_COMMAND", "")
+    if ssh.startswith("ssh ") and "ConnectTimeout" not in ssh:
+        # A little over the stall bound: the watchdog's message is the clearer one.
+        env["GIT_SSH_COMMAND"] = f"{ssh} -o ConnectTimeout={math.ceil(seconds) + 5}"
+    return env
+
+
+def run_git(
+    args: list[str],
+    cwd: Path | None,
+    env: Mapping[str, str],
+    deadline: float | None = None,
+    url: str | None = None,
+    stall: float | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    """Run `git ARGS`, capturing its output, and kill it with everything it started when
+    `deadline` (a time.monotonic() value; FetchTimedOut) passes, or when it talks to the
+    server of `url` and `stall` seconds go by without a byte of output (GitStalled).
+
+    A network call needs progress output to tell slow from stalled (`--progress`)."""
     timeout = None if deadline is None else deadline - time.monotonic()
     if timeout is not None and timeout <= 0:
         raise FetchTimedOut(f"no time left to run git {args[0]}")
+    if url is None or server_address(url) is None:
+        stall = None  # a local repository: no server to wait for
+    command = ["git"]
+    if stall is not None:
+        limit = str(math.ceil(stall))
+        command += ["-c", "http.lowSpeedLimit=1", "-c", f"http.lowSpeedTime={limit}"]
+        env = _with_connect_timeouts(env, stall)
     try:
-        return subprocess.run(
-            ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False,
-            timeout=timeout,
+        process = subprocess.Popen(
+            [*command, *args], cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
-    except subprocess.TimeoutExpired:
-        raise FetchTimedOut(f"git {args[0]} did not finish in time") from None
+    except FileNotFoundError:
+        raise FetchError("git is not installed (no `git` on PATH)") from None
+    try:
+        out, err = _collect(process, args[0], deadline, stall)
+    except _Silent as silent:
+        supervise.kill_tree(process)  # git and what it started (git-remote-https, ssh)
+        assert url is not None and stall is not None
+        raise _stalled(url, stall, silent.heard, args[0]) from None
+    except BaseException:
+        supervise.kill_tree(process)  # timed out, or interrupted: git leaves nothing behind
+        raise
+    code = process.wait()
+    stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
+    if code != 0 and stall is not None and url is not None and _HTTP_STALLED.search(stderr):
+        moved = bool(out) or any(_PROGRESS.match(line) for line in _lines(stderr))
+        raise _stalled(url, stall, moved, args[0])  # curl's low-speed limit ended it
+    return subprocess.CompletedProcess(["git", *args], code, stdout, stderr)
+
+
+class _Silent(Exception):
+    """git produced nothing for the stall bound; `heard`: it had produced something before."""
+
+    def __init__(self, heard: bool):
+        super().__init__(heard)
+        self.heard = heard
+
+
+def _collect(
+    process: subprocess.Popen[bytes],
+    what: str,
+    deadline: float | None,
+    stall: float | None,
+) -> tuple[bytearray, bytearray]:
+    """Read git's stdout and stderr to their ends, within the deadline (FetchTimedOut) and
+    the stall bound (_Silent)."""
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        return _read_both(process, what, deadline, stall)
+    finally:
+        process.stdout.close()
+        process.stderr.close()
+
+
+def _read_both(
+    process: subprocess.Popen[bytes], what: str, deadline: float | None, stall: float | None
+) -> tuple[bytearray, bytearray]:
+    assert process.stdout is not None and process.stderr is not None
+    out, err = bytearray(), bytearray()
+    heard = False
+    last = time.monotonic()
+    exited: float | None = None
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ, out)
+        selector.register(process.stderr, selectors.EVENT_READ, err)
+        while selector.get_map():
+            now = time.monotonic()
+            if exited is None and process.poll() is not None:
+                exited = now
+            bounds = [] if exited is None else [exited + _DRAIN_SECONDS]
+            if deadline is not None:
+                bounds.append(deadline)
+            if stall is not None:
+                bounds.append(last + stall)
+            wait = max(0.0, min(bounds) - now) if bounds else None
+            if exited is None:  # notice git's exit even while a child holds its pipes
+                wait = 0.5 if wait is None else min(wait, 0.5)
+            for key, _ in selector.select(wait):
+                data = os.read(key.fd, 65536)
+                if data:
+                    key.data.extend(data)
+                    heard, last = True, time.monotonic()
+                else:
+                    selector.unregister(key.fileobj)
+            now = time.monotonic()
+            if exited is not None and now >= exited + _DRAIN_SECONDS:
+                break  # git is done; a leftover child keeps the pipe open
+            if deadline is not None and now >= deadline:
+                raise FetchTimedOut(f"git {what} did not finish in time")
+            if stall is not None and now >= last + stall:
+                raise _Silent(heard)
+    return out, err
+
+
+def _git(
+    args: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    deadline: float | None = None,
+    url: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    stall = stall_seconds(env) if url is not None else None
+    return run_git(args, cwd, env, deadline, url, stall)
+
+
+def _lines(stderr: str) -> list[str]:
+    """git's message lines, one per line or carriage-return segment, blank ones dropped."""
+    return [ln.strip() for ln in re.split(r"[\r\n]+", stderr) if ln.strip()]
 
 
 def explain_auth_failure(stderr: str, url: str | None = None) -> str | None:
@@ -115,9 +323,15 @@ def _reason(stderr: str, url: str | None = None) -> str:
     explained = explain_auth_failure(stderr, url)
     if explained:
         return explained
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    return redact(last_message(stderr) or "git failed without a message")
+
+
+def last_message(stderr: str) -> str | None:
+    """git's last fatal/error line, else its last line that is not progress; None if none."""
+    lines = [ln for ln in _lines(stderr) if not _PROGRESS.match(ln)]
     fatal = [ln for ln in lines if ln.lower().startswith(("fatal:", "error:"))]
-    return redact((fatal or lines or ["git failed without a message"])[-1])
+    chosen = fatal or lines
+    return chosen[-1] if chosen else None
 
 
 _private_keys: dict[tuple[str, int, int], str] = {}
@@ -244,14 +458,32 @@ def fetch_commit(
 ) -> None:
     """Make `dest` a checkout of exactly `commit` from `url`.
 
-    `deadline` (a `time.monotonic()` value): git is stopped then and FetchTimedOut raised."""
+    `deadline` (a `time.monotonic()` value): git is stopped then and FetchTimedOut raised.
+    A server that stalls (see `run_git`) is not retried: GitStalled names it."""
     env = git_env(env, url=url)
     dest.mkdir(parents=True, exist_ok=True)
     _git(["init", "-q"], dest, env, deadline)
+    try:
+        result = _fetch(url, commit, dest, env, deadline)
+    except GitStalled as exc:
+        raise GitStalled(f"cannot fetch {redact(url)} at {commit}: {exc}") from None
+    if result.returncode != 0:
+        raise FetchError(f"cannot fetch {redact(url)} at {commit}: {_reason(result.stderr, url)}")
+    switch = ["-c", "advice.detachedHead=false", "checkout", "-q", commit]
+    checkout = _git(switch, dest, env, deadline)
+    if checkout.returncode != 0:
+        raise FetchError(f"commit {commit} is not in {redact(url)}: {_reason(checkout.stderr)}")
+
+
+def _fetch(
+    url: str, commit: str, dest: Path, env: dict[str, str], deadline: float | None
+) -> subprocess.CompletedProcess[str]:
+    """Fetch `commit` (transient errors retried), else the branches if the server refuses
+    a SHA; the last git result. Progress is asked for: it is what tells slow from stalled."""
     result = None
     for attempt in range(1, FETCH_ATTEMPTS + 1):
-        fetch = ["fetch", "-q", "--depth", "1", "--no-tags", url, commit]
-        result = _git(fetch, dest, env, deadline)
+        fetch = ["fetch", "-q", "--progress", "--depth", "1", "--no-tags", url, commit]
+        result = _git(fetch, dest, env, deadline, url)
         if result.returncode == 0 or not _TRANSIENT.search(result.stderr):
             break
         delay = RETRY_DELAY_SECONDS * attempt
@@ -261,14 +493,9 @@ def fetch_commit(
             time.sleep(delay)
     assert result is not None
     if result.returncode != 0 and _NO_SHA_FETCH.search(result.stderr):
-        branches = ["fetch", "-q", "--no-tags", url, "+refs/heads/*:refs/remotes/origin/*"]
-        result = _git(branches, dest, env, deadline)
-    if result.returncode != 0:
-        raise FetchError(f"cannot fetch {redact(url)} at {commit}: {_reason(result.stderr, url)}")
-    switch = ["-c", "advice.detachedHead=false", "checkout", "-q", commit]
-    checkout = _git(switch, dest, env, deadline)
-    if checkout.returncode != 0:
-        raise FetchError(f"commit {commit} is not in {redact(url)}: {_reason(checkout.stderr)}")
+        branches = ["fetch", "-q", "--progress", "--no-tags", url]
+        result = _git([*branches, "+refs/heads/*:refs/remotes/origin/*"], dest, env, deadline, url)
+    return result
 
 
 def checked_out_commit(dest: Path) -> str | None:

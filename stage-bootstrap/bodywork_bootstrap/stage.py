@@ -168,6 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --fetch-only: copy this bootstrapper and uv into DIR for the stage's image",
     )
     handoff.add_argument(FETCH_SECONDS_FLAG, type=float, default=0.0, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--lifeline-fd",
+        type=int,
+        default=None,
+        metavar="FD",
+        help="read end of a pipe only the parent holds: at its EOF (the parent died, even by "
+        "SIGKILL) end the stage and everything it started",
+    )
     handoff.add_argument(
         "--checkout-ready",
         action="store_true",
@@ -207,7 +215,11 @@ def holds_credentials(environ: dict[str, str] | os._Environ[str]) -> bool:
 
 
 def _reexec_without_credentials(
-    own: list[str], module_args: list[str], fetch_seconds: float, deadline: float | None
+    own: list[str],
+    module_args: list[str],
+    fetch_seconds: float,
+    deadline: float | None,
+    lifeline_fd: int | None,
 ) -> NoReturn:
     """Run the rest (install, the module) as a fresh process image of this bootstrapper, on
     the checkout just made, with an environment that holds no Git credentials."""
@@ -218,6 +230,8 @@ def _reexec_without_credentials(
         at = argv.index("--max-install-seconds")
         argv[at + 1] = f"{left:.3f}"
     env = {k: v for k, v in os.environ.items() if k not in CREDENTIAL_ENV}
+    if lifeline_fd is not None:  # the new image watches the same pipe (--lifeline-fd is in own)
+        os.set_inheritable(lifeline_fd, True)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, [*argv, "--", *module_args] if module_args else argv, env)
@@ -251,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(own)
     if args.max_startup_seconds is not None and args.port is None:
         parser.error("--max-startup-seconds needs --port")
+    if args.lifeline_fd is not None:
+        supervise.watch_parent(args.lifeline_fd)
     if args.fetch_only and args.checkout_ready:
         parser.error("--fetch-only fetches; --checkout-ready uses a fetched checkout: pick one")
     if args.handoff and not args.fetch_only:
@@ -306,7 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.fetch_only and not args.checkout_ready and holds_credentials(os.environ):
         # /proc/<pid>/environ keeps a process's first environment for its whole life, and the
         # stage's code can read its parent's: become a process that never had the credentials.
-        _reexec_without_credentials(own, module_args, fetched - started, deadline)
+        _reexec_without_credentials(
+            own, module_args, fetched - started, deadline, args.lifeline_fd
+        )
 
     root = checkout.resolve()
     project_root = (checkout / args.project_dir).resolve()

@@ -6,6 +6,14 @@ starts build backends. They are found through /proc (Linux, which every stage po
 there is no /proc only the process itself is signalled. The stage's module stays in the
 bootstrapper's process group, as before, so whoever started the bootstrapper (the local
 executor's process-group kill, Kubernetes) still reaches every process of the stage.
+
+Nothing the stage starts outlives it. While the module runs the bootstrapper is a child
+subreaper (Linux prctl), so a daemon the module double-forks into a new session is
+re-parented to the bootstrapper instead of to init: it stays among the bootstrapper's
+descendants, and whatever the module leaves running when it exits is ended (`run_child`).
+Started by the local executor, the bootstrapper also watches a pipe whose other end only its
+parent holds (`watch_parent`): when the parent dies, even by SIGKILL, the pipe reads EOF and
+the bootstrapper ends everything below it, then itself.
 """
 
 from __future__ import annotations
@@ -15,6 +23,8 @@ import os
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +32,13 @@ from pathlib import Path
 
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 STOP_GRACE_SECONDS = 10.0  # SIGTERM first, as Kubernetes does; SIGKILL after this
+# What the module left running when it exited gets this long after SIGTERM (a container's
+# other processes get none when its main process ends: this is kinder, and still bounded).
+LEFTOVER_GRACE_SECONDS = 2.0
+# The bootstrapper's parent (`bodywork run`) died: SIGTERM everything, SIGKILL after this.
+ORPHANED_GRACE_SECONDS = 5.0
+EXIT_ORPHANED = 128 + signal.SIGHUP  # nobody reads it: the parent is gone
+_PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 PORT_POLL_SECONDS = 0.1
 _CONNECT_TIMEOUT_SECONDS = 0.2
 
@@ -68,7 +85,8 @@ def _same(process: Process) -> bool:
     return found is not None and found[1] == process[1]
 
 
-def _signal_all(processes: set[Process], signum: int) -> None:
+def signal_all(processes: set[Process], signum: int) -> None:
+    """Send `signum` to each of `processes` that still runs (a reused pid is left alone)."""
     for process in processes:
         if _same(process):
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -80,7 +98,7 @@ def kill_tree(process: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
     tree = descendants(process.pid)
     with contextlib.suppress(ProcessLookupError):
         process.kill()
-    _signal_all(tree, signal.SIGKILL)
+    signal_all(tree, signal.SIGKILL)
     process.wait()
 
 
@@ -94,7 +112,7 @@ def stop_tree(process: subprocess.Popen[bytes], grace_seconds: float = STOP_GRAC
     tree = descendants(process.pid)
     with contextlib.suppress(ProcessLookupError):
         process.send_signal(signal.SIGTERM)
-    _signal_all(tree, signal.SIGTERM)
+    signal_all(tree, signal.SIGTERM)
     deadline = time.monotonic() + grace_seconds
     while time.monotonic() < deadline:
         if process.poll() is None:
@@ -104,8 +122,90 @@ def stop_tree(process: subprocess.Popen[bytes], grace_seconds: float = STOP_GRAC
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
         process.kill()
-    _signal_all(tree, signal.SIGKILL)
+    signal_all(tree, signal.SIGKILL)
     process.wait()
+
+
+def become_subreaper() -> bool:
+    """Make this process a child subreaper (Linux >= 3.4): orphaned descendants, such as a
+    daemon that double-forked and called setsid, are re-parented to it instead of to init,
+    so they stay among its descendants. False where that is not possible."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes  # here: a Python built without it (a user's image) still bootstraps
+
+        libc = ctypes.CDLL(None, use_errno=True)  # this process, libc included
+        return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    except (ImportError, OSError, AttributeError):
+        return False
+
+
+def _reap(processes: set[Process]) -> None:
+    """Collect those of `processes` that were re-parented to this process and have ended.
+    Only these pids: a wait for any child would take the exit status of a Popen's."""
+    for pid, _ in processes:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+def end_processes(
+    find: Callable[[], set[Process]],
+    grace_seconds: float,
+    exclude: frozenset[Process] = frozenset(),
+) -> set[Process]:
+    """SIGTERM every process `find()` returns (bar `exclude`), and those it finds later
+    while they exit; SIGKILL whatever is left after `grace_seconds`. Returns them all."""
+    ended: set[Process] = set()
+    deadline = time.monotonic() + grace_seconds
+    while True:
+        new = find() - exclude - ended
+        signal_all(new, signal.SIGTERM)
+        ended |= new
+        if not _alive(ended) or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    signal_all(ended | (find() - exclude), signal.SIGKILL)
+    ended |= find() - exclude
+    deadline = time.monotonic() + 1.0
+    while _alive(ended) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    _reap(ended)
+    return ended
+
+
+def watch_parent(fd: int, grace_seconds: float = ORPHANED_GRACE_SECONDS) -> threading.Thread:
+    """End this process and everything below it once its parent has died.
+
+    `fd` is the read end of a pipe whose write end only the parent holds (the local executor
+    makes one per bootstrapper; it is never written). When the parent ends, however it
+    ends, the kernel closes the write end and a read returns EOF: every descendant gets
+    SIGTERM, SIGKILL after `grace_seconds`, and this process exits EXIT_ORPHANED."""
+    os.set_inheritable(fd, False)  # git, uv and the module never hold it
+
+    def orphaned() -> None:
+        end_processes(lambda: descendants(os.getpid()), grace_seconds)
+        os._exit(EXIT_ORPHANED)
+
+    def watch() -> None:
+        while True:
+            try:
+                if not os.read(fd, 512):
+                    break
+            except InterruptedError:
+                continue
+            except OSError:
+                break
+        # A non-daemon thread: if the main thread is exiting meanwhile, the interpreter
+        # waits for the clean-up to finish instead of cutting it short.
+        try:
+            threading.Thread(target=orphaned, name="bodywork-orphaned").start()
+        except RuntimeError:  # the interpreter is already shutting down
+            orphaned()
+
+    watcher = threading.Thread(target=watch, name="bodywork-parent-watch", daemon=True)
+    watcher.start()
+    return watcher
 
 
 def listening(port: int) -> bool:
@@ -125,6 +225,7 @@ class Limits:
     port: int | None = None  # service: announce when this port accepts connections
     max_startup_seconds: float | None = None  # service: MAX_STARTUP_TIME_SECONDS
     grace_seconds: float = STOP_GRACE_SECONDS
+    leftover_grace_seconds: float = LEFTOVER_GRACE_SECONDS
 
 
 RAN = "ran"  # the module exited on its own (or on a forwarded signal)
@@ -145,7 +246,11 @@ def run_child(
     limits: Limits = Limits(),
     say: Callable[[str], None] = lambda message: None,
 ) -> Outcome:
-    """Run the stage's module, forwarding termination signals, within `limits`."""
+    """Run the stage's module, forwarding termination signals, within `limits`.
+
+    When the module has exited, whatever it left running (its children, and daemons that
+    left its session: this process is their subreaper) is ended too, as in a container
+    whose main process exits. Run in the bootstrapper, whose only child is the module."""
     received: list[int] = []
     child: subprocess.Popen[bytes] | None = None
 
@@ -156,6 +261,8 @@ def run_child(
 
     # Handlers go in before the child starts, so a signal in between is not lost.
     previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
+    become_subreaper()
+    others = frozenset(descendants(os.getpid()))  # not the module's: left alone
     try:
         child = subprocess.Popen(command, cwd=cwd, env=env)
         started = time.monotonic()
@@ -164,9 +271,23 @@ def run_child(
         how = _watch(child, started, limits, received, say)
         code = child.wait()
     finally:
+        if child is not None:
+            if child.poll() is None:  # an exception on the way: the module goes too
+                kill_tree(child)
+            _end_leftovers(others, limits.leftover_grace_seconds, say)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return Outcome(128 - code if code < 0 else code, how)
+
+
+def _end_leftovers(others: frozenset[Process], grace: float, say: Callable[[str], None]) -> None:
+    """End what the module left running when it exited (its descendants and the daemons
+    re-parented to this subreaper), SIGKILL after `grace`, and collect them."""
+    if not (descendants(os.getpid()) - others):
+        return
+    ended = end_processes(lambda: descendants(os.getpid()), grace, others)
+    pids = ", ".join(str(pid) for pid, _ in sorted(ended))
+    say(f"ended {len(ended)} process(es) the stage's code left running (pid {pids})")
 
 
 def _watch(

@@ -9,9 +9,11 @@ argparse, so a stage pod starts without the heavy imports.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,11 +29,68 @@ if TYPE_CHECKING:
     from bodywork.cli.settings import SubParsers
     from bodywork.core import config, results
 
-EXIT_INTERRUPTED = 130  # the shell convention for "ended by Ctrl-C"
+EXIT_INTERRUPTED = 130  # the shell convention for "ended by Ctrl-C"; also `kill` (SIGTERM)
+EXIT_HUNG_UP = 129  # 128 + SIGHUP: the terminal closed
+EXIT_OUTPUT_CLOSED = 141  # 128 + SIGPIPE: stdout's reader went away (`bodywork run | head`)
 
 
 def raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
+
+
+class Stop(KeyboardInterrupt):
+    """Raised in the main thread to end `bodywork run` cleanly: why, and the exit code."""
+
+    def __init__(self, code: int, why: str):
+        super().__init__(why)
+        self.code = code
+        self.why = why
+
+
+class RunStopper:
+    """`bodywork run`'s signal handling. SIGINT (Ctrl-C), SIGTERM and SIGHUP (the terminal
+    closed) each raise Stop in the main thread, whatever it waits on, so every stage is
+    stopped and its port freed; so does a closed stdout, which a reader thread reports
+    through `output_closed`. While the run is stopping, further signals are ignored: the
+    clean-up is bounded (every stage's grace), and SIGKILL is still safe (the stages watch
+    their lifeline, see the local executor)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.main_thread = threading.main_thread().ident
+        self.stopping = False
+        self.stdout_closed = False
+
+    def install(self) -> None:
+        for signum in self.SIGNALS:
+            signal.signal(signum, self.handle)
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        if self.stdout_closed:
+            raise Stop(EXIT_OUTPUT_CLOSED, "standard output was closed")
+        if signum == signal.SIGHUP:
+            raise Stop(EXIT_HUNG_UP, "the terminal hung up: SIGHUP")
+        if signum == signal.SIGTERM:
+            raise Stop(EXIT_INTERRUPTED, "terminated: SIGTERM")
+        raise Stop(EXIT_INTERRUPTED, "interrupted: Ctrl-C")
+
+    def output_closed(self) -> None:
+        """From a reader thread: stdout's reader went away. Wake the main thread with a
+        real signal (it may be blocked in a wait that nothing else would interrupt)."""
+        self.stdout_closed = True
+        if self.main_thread is not None:
+            with contextlib.suppress(OSError, ProcessLookupError):
+                signal.pthread_kill(self.main_thread, signal.SIGINT)
+
+
+def _tell(message: str) -> None:
+    """A line on stderr, if anyone still reads it (a hung-up terminal does not)."""
+    with contextlib.suppress(OSError, ValueError):
+        print(message, file=sys.stderr, flush=True)
 
 
 def report(outcome: results.RunOutcome) -> None:
@@ -49,20 +108,23 @@ def report(outcome: results.RunOutcome) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """Run the workflow here. Exit codes beyond the errors': 130 on Ctrl-C or SIGTERM, 129
+    on SIGHUP, 141 when stdout's reader went away; every stage is stopped in each case."""
     from bodywork.engine import controller, localsecrets, workflow
     from bodywork.engine.executors.local import LocalExecutor
 
-    signal.signal(signal.SIGTERM, raise_keyboard_interrupt)  # `kill` cleans up like Ctrl-C
-    the_plan = settings.load_plan(args)
-    secrets_file = Path(args.secrets_file) if args.secrets_file else None
-    stage_secrets = localsecrets.resolve(the_plan, os.environ, secrets_file)
-    # Stages fetch the same URL, so they get the same credentials (as paths and env).
-    stage_env = settings.git_auth_env(args) or os.environ
-    home = settings.default_home(dict(os.environ))
-    executor = LocalExecutor(
-        output.stage_printer(the_plan), home, stage_env, stage_secrets=stage_secrets
-    )
+    stopper = RunStopper()
+    stopper.install()  # `kill` and a closed terminal clean up like Ctrl-C
+    executor: LocalExecutor | None = None
     try:
+        the_plan = settings.load_plan(args)
+        secrets_file = Path(args.secrets_file) if args.secrets_file else None
+        stage_secrets = localsecrets.resolve(the_plan, os.environ, secrets_file)
+        # Stages fetch the same URL, so they get the same credentials (as paths and env).
+        stage_env = settings.git_auth_env(args) or os.environ
+        home = settings.default_home(dict(os.environ))
+        printer = output.stage_printer(the_plan, on_closed=stopper.output_closed)
+        executor = LocalExecutor(printer, home, stage_env, stage_secrets=stage_secrets)
         outcome = workflow.run_workflow(the_plan, executor)
         controller.send_webhook(the_plan, outcome)
         report(outcome)
@@ -77,11 +139,20 @@ def cmd_run(args: argparse.Namespace) -> int:
             code = crashed.process.returncode if crashed.process else "?"
             raise StageFailed(f"service '{crashed.stage.name}' exited with code {code}")
         return 0
-    except KeyboardInterrupt:
-        print("stopping: ending every stage process", file=sys.stderr, flush=True)
-        return EXIT_INTERRUPTED
+    except Stop as stop:
+        _tell(f"stopping: ending every stage process ({stop.why})")
+        return stop.code
+    except BrokenPipeError:  # this thread's own print found stdout closed
+        stopper.stopping = True
+        output.silence(sys.stdout)
+        _tell("stopping: ending every stage process (standard output was closed)")
+        return EXIT_OUTPUT_CLOSED
     finally:
-        executor.close()
+        stopper.stopping = True  # a signal now would cut the clean-up short: ignored
+        if executor is not None:
+            executor.close()
+        output.settle(sys.stdout)  # a reader gone: no error at exit, no code 120
+        output.settle(sys.stderr)
 
 
 def own_image(api: client.ApiClient, namespace: str) -> str | None:

@@ -3,11 +3,14 @@
 Everything after resolution (the controller reading config, every stage) uses that SHA, so
 a push during the run, or a service pod restarting next week, never runs other code.
 Local paths run their committed HEAD; uncommitted changes are reported, not silently lost.
-Fetching a commit is the bootstrapper's `gitfetch`, shared so both sides fetch the same way.
+Fetching a commit is the bootstrapper's `gitfetch`, shared so both sides fetch the same way;
+`ls-remote` runs through it too, so a server that accepts the connection and then says nothing
+ends in one line naming it (BODYWORK_GIT_STALL_SECONDS) instead of a silent wait.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -36,19 +39,24 @@ def is_url(location: str) -> bool:
     return bool(_URL.match(location))
 
 
-def _git_error_reason(exc: git.GitCommandError, url: str | None = None) -> str:
-    text = exc.stderr if isinstance(exc.stderr, str) else str(exc)
-    explained = gitfetch.explain_auth_failure(text, url)
+class _LsRemoteFailed(Exception):
+    """git ls-remote exited non-zero; `stderr` is what it said."""
+
+    def __init__(self, stderr: str):
+        super().__init__(stderr)
+        self.stderr = stderr
+
+
+def _git_error_reason(stderr: str, url: str | None = None) -> str:
+    explained = gitfetch.explain_auth_failure(stderr, url)
     if explained:
         return explained
-    lines = [ln.strip().strip("'") for ln in text.splitlines() if ln.strip()]
-    fatal = [ln for ln in lines if "fatal:" in ln or "error:" in ln]
-    line = (fatal or lines or ["git failed"])[-1]
+    line = gitfetch.last_message(stderr) or "git failed"
     return redact(line.split("fatal:", 1)[-1].strip())
 
 
 def _is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, git.GitCommandError) and bool(_TRANSIENT.search(str(exc.stderr)))
+    return isinstance(exc, _LsRemoteFailed) and bool(_TRANSIENT.search(exc.stderr))
 
 
 @retry(
@@ -58,11 +66,20 @@ def _is_transient(exc: BaseException) -> bool:
     reraise=True,
 )
 def _ls_remote(url: str, *patterns: str, env: Mapping[str, str] | None = None) -> str:
-    runner = git.cmd.Git()
-    with runner.custom_environment(
-        **{k: v for k, v in gitfetch.git_env(env, url=url).items() if k.startswith("GIT_")}
-    ):
-        return str(runner.ls_remote(url, *patterns))
+    """`git ls-remote URL PATTERNS`, held to gitfetch's stall bound: a server that accepts
+    the connection and says nothing is GitStalled (not retried), with git killed."""
+    merged = {**os.environ, **(env or {})}
+    git_vars = {k: v for k, v in gitfetch.git_env(env, url=url).items() if k.startswith("GIT_")}
+    done = gitfetch.run_git(
+        ["ls-remote", url, *patterns],
+        None,
+        {**os.environ, **git_vars, "LANGUAGE": "C", "LC_ALL": "C"},  # messages we can parse
+        url=url,
+        stall=gitfetch.stall_seconds(merged),
+    )
+    if done.returncode != 0:
+        raise _LsRemoteFailed(done.stderr)
+    return done.stdout
 
 
 def resolve_remote(url: str, ref: str | None, env: Mapping[str, str] | None = None) -> Source:
@@ -77,9 +94,11 @@ def resolve_remote(url: str, ref: str | None, env: Mapping[str, str] | None = No
     try:
         # `ls-remote URL v1` omits the peeled `refs/tags/v1^{}` line: ask for it by name.
         listing = _ls_remote(url, wanted, f"{wanted}^{{}}", env=env)
-    except git.GitCommandError as exc:
-        raise GitSourceError(f"cannot read {redact(url)}: {_git_error_reason(exc, url)}") from exc
-    except gitfetch.FetchError as exc:  # the SSH key or known_hosts is unusable
+    except _LsRemoteFailed as exc:
+        raise GitSourceError(
+            f"cannot read {redact(url)}: {_git_error_reason(exc.stderr, url)}"
+        ) from exc
+    except gitfetch.FetchError as exc:  # a stalled server; the SSH key or known_hosts unusable
         raise GitSourceError(f"cannot read {redact(url)}: {exc}") from exc
     refs: dict[str, str] = {}
     for line in listing.splitlines():

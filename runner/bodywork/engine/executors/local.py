@@ -3,13 +3,20 @@
 The same bootstrapper as in a stage pod fetches the pinned commit, prepares the venv and
 runs the module, so local mode differs from the cluster only in where processes live.
 Each stage runs in its own process group so stopping it also stops whatever it spawned,
-and `close()` guarantees no process outlives the run.
+and `close()` guarantees no process outlives the run. Nor does one outlive this process if
+it dies without closing (SIGKILL): each bootstrapper watches a pipe whose write end only this
+process holds, and on its EOF ends its stage (`bodywork_bootstrap.supervise.watch_parent`).
+
+Stage output is read in chunks, not lines: `\n`, `\r\n` and a lone `\r` (progress bars)
+each end a line, and a line is held to MAX_LINE_BYTES, so output without newlines never
+grows this process.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -27,12 +34,16 @@ from bodywork.core.errors import BodyworkError, UsageError
 from bodywork.core.plan import Plan, StageSpec
 from bodywork.core.results import FAILED, STOPPED, SUCCEEDED, TIMED_OUT, StageResult
 from bodywork.engine.executors.base import LogSink
-from bodywork_bootstrap import BOOTSTRAP_EXIT_CODES, TIME_LIMIT_EXIT_CODES
+from bodywork_bootstrap import BOOTSTRAP_EXIT_CODES, TIME_LIMIT_EXIT_CODES, supervise
 
 LOG_TAIL_LINES = 40  # kept per stage for failure reports and the run summary
 STOP_GRACE_SECONDS = 10.0  # SIGTERM first, as Kubernetes does; SIGKILL after this
 READY_POLL_SECONDS = 0.05  # a local connect() is cheap; readiness is seen within 50 ms
 PORT_CHECK_TIMEOUT_SECONDS = 0.2
+MAX_LINE_BYTES = 64 * 1024  # of one output line held in memory; the rest of it is dropped
+CUT_MARKER = f" [bodywork: line cut at {MAX_LINE_BYTES // 1024} KiB, the rest dropped]"
+_READ_BYTES = 64 * 1024
+_LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
 @dataclass
@@ -46,6 +57,57 @@ class LocalHandle:
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_TAIL_LINES))
     stop_requested: threading.Event = field(default_factory=threading.Event)
     url: str | None = None
+    lifeline: int | None = None  # write end of the pipe the bootstrapper watches
+
+
+class LineSplitter:
+    """Bytes in, lines out. `\n`, `\r\n` and a lone `\r` each end a line; an empty line
+    ended by a lone `\r` (a progress bar redrawing) is not one. A line longer than `limit`
+    bytes is cut there (its head is a line, marked cut) and the rest of it dropped, so no
+    more than `limit` bytes wait for a line end."""
+
+    def __init__(self, limit: int = MAX_LINE_BYTES):
+        self.limit = limit
+        self.pending = b""
+        self.dropping = False  # inside a line already cut: discard up to its end
+
+    def feed(self, data: bytes) -> list[tuple[bytes, bool]]:
+        """The complete lines in `data` (after what came before), as (line, was cut)."""
+        buffer = self.pending + data
+        lines: list[tuple[bytes, bool]] = []
+        start = 0
+        for end in _LINE_END.finditer(buffer):
+            if end.group() == b"\r" and end.end() == len(buffer):
+                break  # perhaps the first half of \r\n: decide with the next bytes
+            self._line(buffer[start : end.start()], end.group() == b"\r", lines)
+            start = end.end()
+        rest = buffer[start:]
+        if not self.dropping and len(rest) > self.limit:
+            lines.append((rest[: self.limit], True))
+            self.dropping = True
+        if self.dropping:  # keep only a trailing \r, which may be half a line end
+            rest = b"\r" if rest.endswith(b"\r") else b""
+        self.pending = rest
+        return lines
+
+    def close(self) -> list[tuple[bytes, bool]]:
+        """What is left at the end of the output: its last line, if it had no line end."""
+        rest, self.pending = self.pending, b""
+        lines: list[tuple[bytes, bool]] = []
+        if rest.endswith(b"\r"):
+            self._line(rest[:-1], True, lines)
+        elif rest and not self.dropping:
+            self._line(rest, False, lines)
+        self.dropping = False
+        return lines
+
+    def _line(self, line: bytes, carriage_return: bool, lines: list[tuple[bytes, bool]]) -> None:
+        if self.dropping:  # the end of a line already cut
+            self.dropping = False
+        elif len(line) > self.limit:
+            lines.append((line[: self.limit], True))
+        elif line or not carriage_return:
+            lines.append((line, False))
 
 
 def port_in_use(port: int) -> bool:
@@ -176,7 +238,9 @@ class LocalExecutor:
             time.sleep(poll_seconds)
 
     # ------------------------------------------------------------------ internals
-    def _command(self, handle: LocalHandle) -> list[str]:
+    def _command(self, handle: LocalHandle, lifeline_fd: int) -> list[str]:
+        """The bootstrapper's command line, watching the pipe at `lifeline_fd` for our death
+        (supervise.watch_parent)."""
         stage = handle.stage
         paths = bootstrapargs.StagePaths(
             workdir=str(handle.workdir / f"attempt-{handle.attempts}"),
@@ -184,7 +248,14 @@ class LocalExecutor:
             artifacts_dir=str(self.artifacts_dir(stage.project)),
             cache_dir=None if "UV_CACHE_DIR" in self.env else str(self.home / "uv-cache"),
         )
-        return [self.python, "-m", "bodywork_bootstrap", *bootstrapargs.stage_args(stage, paths)]
+        watch = ["--lifeline-fd", str(lifeline_fd)]
+        return [
+            self.python,
+            "-m",
+            "bodywork_bootstrap",
+            *watch,
+            *bootstrapargs.stage_args(stage, paths),
+        ]
 
     def _launch(self, handle: LocalHandle) -> None:
         handle.attempts += 1
@@ -195,14 +266,26 @@ class LocalExecutor:
             "PYTHONUNBUFFERED": "1",
         }
         handle.workdir.mkdir(parents=True, exist_ok=True)
-        process = subprocess.Popen(
-            self._command(handle),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,  # own process group: Ctrl-C is ours to pass on, and
-        )  # stopping the group also stops the stage's children
+        # The lifeline: the bootstrapper reads the pipe's read end; only this process holds
+        # the write end (not inheritable), so it reads EOF once this process is gone.
+        watched, lifeline = os.pipe()
+        try:
+            process = subprocess.Popen(
+                self._command(handle, watched),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                pass_fds=(watched,),
+                start_new_session=True,  # own process group: Ctrl-C is ours to pass on, and
+            )  # stopping the group also stops the stage's children
+        except BaseException:
+            os.close(lifeline)
+            raise
+        finally:
+            os.close(watched)
+        self._close_lifeline(handle)  # the previous attempt's
+        handle.lifeline = lifeline
         handle.process = process
         handle.reader = threading.Thread(
             target=self._pump,
@@ -215,11 +298,27 @@ class LocalExecutor:
             self._terminate(handle)
 
     def _pump(self, handle: LocalHandle, process: subprocess.Popen[bytes]) -> None:
+        """Read the stage's output to its end, line by line (see LineSplitter), into the
+        tail and the sink. The pipe is always drained, whatever the sink does: a stage
+        never blocks on its output because nobody reads it."""
         assert process.stdout is not None
-        for raw in iter(process.stdout.readline, b""):
-            line = raw.decode(errors="replace").rstrip("\n")
-            handle.tail.append(line)
-            self.sink(handle.stage.name, line)
+        fd = process.stdout.fileno()
+        splitter = LineSplitter()
+        while True:
+            try:
+                data = os.read(fd, _READ_BYTES)
+            except InterruptedError:
+                continue
+            except OSError:
+                break
+            lines = splitter.feed(data) if data else splitter.close()
+            for raw, cut in lines:
+                line = raw.decode(errors="replace") + (CUT_MARKER if cut else "")
+                handle.tail.append(line)
+                with contextlib.suppress(Exception):  # a sink that fails loses the line
+                    self.sink(handle.stage.name, line)
+            if not data:
+                break
         process.stdout.close()
 
     def _finish_reading(self, handle: LocalHandle) -> None:
@@ -319,8 +418,21 @@ class LocalExecutor:
                 pass
             except ProcessLookupError:
                 pass
+        # The bootstrapper did not end in time: what it supervises goes with it, also the
+        # daemons that left the process group (re-parented to it: it is their subreaper).
+        tree = supervise.descendants(process.pid) if process.poll() is None else set()
         # Whatever the stage started in the background shares its process group and dies
         # with it, as it would with the pod; this also closes the output pipe they hold.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
+        supervise.signal_all(tree, signal.SIGKILL)
         process.wait()
+        if handle.process is process:
+            self._close_lifeline(handle)
+
+    def _close_lifeline(self, handle: LocalHandle) -> None:
+        with self._lock:
+            lifeline, handle.lifeline = handle.lifeline, None
+        if lifeline is not None:
+            with contextlib.suppress(OSError):
+                os.close(lifeline)
