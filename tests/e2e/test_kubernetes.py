@@ -263,7 +263,18 @@ def test_redeploy_updates_service_port_and_removes_ingress_when_turned_off(
     assert second.returncode == 0, second.stdout + second.stderr
     assert kubectl("get", "ingress", "-n", namespace, "-o", "name").strip() == ""
     assert cluster_ip(namespace, "e2e--web") == ip  # same Service, same ClusterIP
-    assert http_get(f"http://{ip}:8081/") == b"b"
+    # kube-proxy programs the Service's new port asynchronously after the rollout: until it
+    # has, the node rejects it (EHOSTUNREACH). Give it the seconds its sync takes.
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            answer = http_get(f"http://{ip}:8081/")
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    assert answer == b"b"
 
 
 def test_oom_killed_stage_is_named_with_its_memory_limit(namespace: str, publish) -> None:
