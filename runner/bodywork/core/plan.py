@@ -69,6 +69,10 @@ class Plan:
     steps: tuple[Step, ...]
     docker_image: str | None = None
     artifacts_pvc: str | None = None
+    artifacts_pvc_access_mode: str | None = None  # None: ReadWriteOnce
+    artifacts_url: str | None = None  # s3://bucket/prefix: the S3 backend; None: the claim
+    artifacts_s3_endpoint_url: str | None = None
+    artifacts_s3_secret: str | None = None
     on_failure: StageSpec | None = None  # run when a step fails, with the failure in its env
     webhook_url_secret: str | None = None
     batch_stages_first: bool = False  # a step's batch stages finish before its services start
@@ -108,6 +112,10 @@ def build_plan(project: ProjectConfig, source: Source, run_id: str) -> Plan:
         steps,
         docker_image=project.docker_image,
         artifacts_pvc=project.artifacts_pvc,
+        artifacts_pvc_access_mode=project.artifacts_pvc_access_mode,
+        artifacts_url=project.artifacts_url,
+        artifacts_s3_endpoint_url=project.artifacts_s3_endpoint_url,
+        artifacts_s3_secret=project.artifacts_s3_secret,
         on_failure=on_failure,
         webhook_url_secret=project.webhook_url_secret,
         batch_stages_first=project.batch_stages_first,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -60,7 +60,7 @@ def render(
                     pull_policy=settings.image_pull_policy,
                 )
             )
-    settings = replace(settings, artifacts_pvc=plan.artifacts_pvc or settings.artifacts_pvc)
+    settings = objects.with_project_storage(settings, plan)
     docs += objects.build_stage_objects(plan, settings)
     return docs
 

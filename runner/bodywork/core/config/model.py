@@ -69,6 +69,10 @@ class ProjectConfig:
     stages: Mapping[str, StageConfig]
     docker_image: str | None = s.DOCKER_IMAGE.default
     artifacts_pvc: str | None = s.ARTIFACTS_PVC.default
+    artifacts_pvc_access_mode: str = s.default_of(s.ARTIFACTS_PVC_ACCESS_MODE)
+    artifacts_url: str | None = s.ARTIFACTS_URL.default  # s3://…: the S3 backend; None: claim
+    artifacts_s3_endpoint_url: str | None = s.ARTIFACTS_S3_ENDPOINT_URL.default
+    artifacts_s3_secret: str | None = s.ARTIFACTS_S3_SECRET.default
     on_failure: str | None = (
         s.ON_FAILURE.default
     )  # a batch stage outside the DAG, run when a step fails

@@ -120,6 +120,11 @@ def parse_project(files: ProjectFiles, strict: bool = False) -> ProjectConfig:
         stages=draft.stages,
         docker_image=values.get(s.DOCKER_IMAGE.name),
         artifacts_pvc=values.get(s.ARTIFACTS_PVC.name),
+        artifacts_pvc_access_mode=values.get(s.ARTIFACTS_PVC_ACCESS_MODE.name)
+        or s.default_of(s.ARTIFACTS_PVC_ACCESS_MODE),
+        artifacts_url=values.get(s.ARTIFACTS_URL.name),
+        artifacts_s3_endpoint_url=values.get(s.ARTIFACTS_S3_ENDPOINT_URL.name),
+        artifacts_s3_secret=values.get(s.ARTIFACTS_S3_SECRET.name),
         on_failure=draft.on_failure,
         webhook_url_secret=values.get(s.WEBHOOK_URL_SECRET.name),
         log_level=values.get(s.LOG_LEVEL.name) or s.default_of(s.LOG_LEVEL),

@@ -202,6 +202,62 @@ _version = Parser(_version_fn, '"1.1" or "1.0"')
 _any = Parser(str, "text")  # an `args` item: any scalar, passed as text
 
 
+# The S3 backend's bucket URL: `s3://bucket[/prefix]`, the bucket named by S3's own rules.
+_S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_URL_UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")  # control characters, spaces, backslashes
+
+
+def _s3_url_fn(raw: str) -> str:
+    scheme, sep, rest = raw.partition("://")
+    if not sep or scheme.lower() != "s3":
+        raise ValueError(f"must be s3://bucket or s3://bucket/prefix, got '{shown(raw)}'")
+    bucket, _, prefix = rest.partition("/")
+    if not _S3_BUCKET.match(bucket) or ".." in bucket:
+        raise ValueError(
+            f"'{shown(bucket)}' is not an S3 bucket name (3-63 lower-case letters, digits, "
+            "'.' and '-', starting and ending with a letter or digit)"
+        )
+    prefix = prefix.strip("/")
+    if _URL_UNSAFE.search(prefix) or any(part in (".", "..") for part in prefix.split("/")):
+        raise ValueError(
+            f"the prefix '{shown(prefix)}' may not hold spaces, control characters, "
+            "backslashes or '.'/'..' parts"
+        )
+    return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+
+
+_s3_url = Parser(_s3_url_fn, "s3://bucket or s3://bucket/prefix")
+
+
+def _endpoint_url_fn(raw: str) -> str:
+    scheme, sep, rest = raw.partition("://")
+    host = rest.partition("/")[0]
+    if not sep or scheme.lower() not in ("http", "https") or not host:
+        raise ValueError(f"must be an http:// or https:// URL, got '{shown(raw)}'")
+    if "@" in host:  # credentials belong in the Secret, never in configuration
+        raise ValueError("may not hold credentials (user:password@): put them in the Secret")
+    if _URL_UNSAFE.search(raw):
+        raise ValueError(f"may not hold spaces or control characters, got '{shown(raw)}'")
+    return raw.rstrip("/")
+
+
+_endpoint_url = Parser(_endpoint_url_fn, "http:// or https:// URL, without credentials")
+_secret = Parser(kv.secret_name, "a Secret's name")
+ACCESS_MODES = ("ReadWriteOnce", "ReadWriteMany")
+
+
+def _access_mode_fn(raw: str) -> str:
+    by_name = {mode.lower(): mode for mode in ACCESS_MODES}
+    by_name |= {"rwo": ACCESS_MODES[0], "rwx": ACCESS_MODES[1]}
+    mode = by_name.get(raw.strip().lower())
+    if mode is None:
+        raise ValueError(f"must be ReadWriteOnce or ReadWriteMany (RWO, RWX), got '{shown(raw)}'")
+    return mode
+
+
+_access_mode = Parser(_access_mode_fn, "ReadWriteOnce or ReadWriteMany (any case; RWO, RWX)")
+
+
 class ItemErrors(ValueError):
     """What is wrong with each bad item of a list value: one problem each."""
 
@@ -310,6 +366,38 @@ ARTIFACTS_PVC = Key(
     doc="existing claim for artifacts; default: created",
     yaml=(PIPELINE, "artifacts_pvc"),
 )
+ARTIFACTS_PVC_ACCESS_MODE = Key(
+    "default",
+    "artifacts_pvc_access_mode",
+    _access_mode,
+    ACCESS_MODES[0],
+    doc="the claim's access mode: ReadWriteOnce keeps the project's pods on the claim's node; "
+    "ReadWriteMany lets them spread",
+    yaml=(PIPELINE, "artifacts_pvc_access_mode"),
+)
+ARTIFACTS_URL = Key(
+    "default",
+    "artifacts_url",
+    _s3_url,
+    doc="S3 bucket for artifacts (synced down before a stage, up after a batch stage "
+    "succeeds, under <prefix>/<project>/); default: the claim",
+    yaml=(PIPELINE, "artifacts_url"),
+)
+ARTIFACTS_S3_ENDPOINT_URL = Key(
+    "default",
+    "artifacts_s3_endpoint_url",
+    _endpoint_url,
+    doc="S3 API endpoint (MinIO, Ceph, GCS); default: AWS",
+    yaml=(PIPELINE, "artifacts_s3_endpoint_url"),
+)
+ARTIFACTS_S3_SECRET = Key(
+    "default",
+    "artifacts_s3_secret",
+    _secret,
+    doc="Secret holding AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN, "
+    "AWS_REGION) for the bucket",
+    yaml=(PIPELINE, "artifacts_s3_secret"),
+)
 DAG = Key(
     "workflow",
     "dag",
@@ -393,6 +481,10 @@ PROJECT_KEYS: tuple[Key[Any], ...] = (  # bodywork.ini
     PROJECT_NAME,
     DOCKER_IMAGE,
     ARTIFACTS_PVC,
+    ARTIFACTS_PVC_ACCESS_MODE,
+    ARTIFACTS_URL,
+    ARTIFACTS_S3_ENDPOINT_URL,
+    ARTIFACTS_S3_SECRET,
     DAG,
     ON_FAILURE,
     WEBHOOK_URL_SECRET,
@@ -409,6 +501,10 @@ YAML_PROJECT_KEYS: tuple[Key[Any], ...] = (  # bodywork.yaml, outside `stages:`
     NAMESPACE,
     SECRETS_GROUP,
     ARTIFACTS_PVC,
+    ARTIFACTS_PVC_ACCESS_MODE,
+    ARTIFACTS_URL,
+    ARTIFACTS_S3_ENDPOINT_URL,
+    ARTIFACTS_S3_SECRET,
     WEBHOOK_URL_SECRET,
     USAGE_STATS,
     LOG_LEVEL,

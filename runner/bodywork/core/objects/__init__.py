@@ -64,6 +64,7 @@ from bodywork.core.objects.stage import (
     labels,
     selector,
     stage_image,
+    with_project_storage,
 )
 
 __all__ = [
@@ -99,6 +100,7 @@ __all__ = [
     "ControllerRun",
     "Manifest",
     "RunSettings",
+    "with_project_storage",
     "artifacts_claim_name",
     "build_artifacts_claim",
     "build_controller_job",

@@ -9,7 +9,7 @@ credential env and SSH volume shared with the controller's pod. Names and labels
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bodywork.core import bootstrapargs, deadlines, names
@@ -30,10 +30,31 @@ class RunSettings:
     artifacts_pvc: str | None = None  # an existing claim to use; None = create one
     artifacts_size: str = conv.DEFAULT_ARTIFACTS_SIZE
     artifacts_storage_class: str | None = None  # None = the cluster's default class
+    # Deploy-time choices of the artifacts backend (flags); None: the project's own, if any.
+    artifacts_pvc_access_mode: str | None = None  # None: ReadWriteOnce
+    artifacts_url: str | None = None  # s3://bucket/prefix: the S3 backend
+    artifacts_s3_endpoint_url: str | None = None
+    artifacts_s3_secret: str | None = None
     ingress_class: str = conv.DEFAULT_INGRESS_CLASS
     job_ttl_seconds: int = conv.JOB_TTL_SECONDS
     git_ssh_secret: str | None = None  # Secret with ssh-privatekey + known_hosts, mounted
     git_token_secret: str | None = None  # Secret with key `token` for HTTPS, as env
+
+
+def with_project_storage(settings: RunSettings, plan: Plan) -> RunSettings:
+    """The settings a run's objects are built with: the project's artifacts backend, unless
+    a deploy-time flag chose another (a flag wins; ARTIFACTS_PVC keeps the project's first,
+    as it always has)."""
+    return replace(
+        settings,
+        artifacts_pvc=plan.artifacts_pvc or settings.artifacts_pvc,
+        artifacts_pvc_access_mode=settings.artifacts_pvc_access_mode
+        or plan.artifacts_pvc_access_mode,
+        artifacts_url=settings.artifacts_url or plan.artifacts_url,
+        artifacts_s3_endpoint_url=settings.artifacts_s3_endpoint_url
+        or plan.artifacts_s3_endpoint_url,
+        artifacts_s3_secret=settings.artifacts_s3_secret or plan.artifacts_s3_secret,
+    )
 
 
 def git_auth_env(ssh_secret: str | None, token_secret: str | None) -> list[Manifest]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -91,9 +90,7 @@ class KubernetesExecutor:
     def prepare(self, plan: Plan) -> None:
         self.repo_url = redact(plan.source.repo_url)  # for the fixes refusals name
         self._preflight(plan)
-        self.settings = replace(
-            self.settings, artifacts_pvc=plan.artifacts_pvc or self.settings.artifacts_pvc
-        )
+        self.settings = objects.with_project_storage(self.settings, plan)
         self.image = objects.stage_image(plan.docker_image, self.settings)
         if any(s.config.ingress for s in plan.stages) and "Ingress" not in (
             kube.discover(self.api, "networking.k8s.io/v1") or set()
