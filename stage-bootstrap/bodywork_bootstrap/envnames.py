@@ -24,6 +24,16 @@ GIT_KNOWN_HOSTS = "BODYWORK_GIT_KNOWN_HOSTS"  # a known_hosts file, overriding t
 GIT_TOKEN = "BODYWORK_GIT_TOKEN"
 GIT_STALL_SECONDS = "BODYWORK_GIT_STALL_SECONDS"  # a git server silent this long is given up
 
+# The S3 artifacts backend. Credentials use the AWS names every S3 tool knows, and reach only
+# the containers (or, locally, the parent process) that sync: never the stage's code.
+ARTIFACTS_URL = "BODYWORK_ARTIFACTS_URL"  # s3://bucket/prefix; objects: <prefix>/<project>/…
+S3_ENDPOINT_URL = "BODYWORK_S3_ENDPOINT_URL"  # unset: AWS
+AWS_ACCESS_KEY_ID = "AWS_ACCESS_KEY_ID"
+AWS_SECRET_ACCESS_KEY = "AWS_SECRET_ACCESS_KEY"
+AWS_SESSION_TOKEN = "AWS_SESSION_TOKEN"
+AWS_REGION = "AWS_REGION"
+S3_CREDENTIAL_ENV = (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN)
+
 # The controller's own: why it runs, which CronJob started it, where to report.
 TRIGGER = "BODYWORK_TRIGGER"
 CRONJOB = "BODYWORK_CRONJOB"
