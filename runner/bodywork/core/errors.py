@@ -9,7 +9,8 @@ would fix it. Context travels as attributes so callers and tests need not parse 
     ├── GitSourceError            3  cannot resolve or fetch the repo
     ├── ClusterError              4  the Kubernetes API refused or failed
     ├── StageFailed(results)      5  a workflow ran and a stage did not succeed
-    ├── RunInProgress             6  another controller holds the project's lease
+    ├── RunInProgress             6  another controller holds the project's lease (locally:
+    │                                another `bodywork run` holds the project's lock)
     └── UsageError                2  the command line itself is wrong (or its environment:
                                      BODYWORK_HOME, a bare repository given as a path)
 
@@ -83,6 +84,7 @@ class StageFailed(BodyworkError):
 
 
 class RunInProgress(BodyworkError):
-    """Another controller is running this project in this namespace right now."""
+    """Another controller is running this project in this namespace right now; locally,
+    another `bodywork run` of the project (engine.locallock) holds its lock."""
 
     exit_code = 6

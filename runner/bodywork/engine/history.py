@@ -1,4 +1,6 @@
 """Day-2 views of a namespace: run status, logs (during and long after a run), cleanup.
+(`bodywork cleanup --local`, of BODYWORK_HOME on this machine, is `engine.localcleanup`: it
+needs no cluster client.)
 
 Everything here reads run records (records.py) first, so it works after Jobs and pods
 were garbage-collected; live objects add what only they know (ready replicas, a log

@@ -1,13 +1,16 @@
 """The workflow engine: run a Plan's steps in order through an Executor.
 
-Stages of a step start together and are awaited concurrently. The first failure stops the
-step's other stages, rolls back the step's services and skips every later step. The engine
-knows nothing of processes or pods; that is the executor's business.
+Stages of a step start together (or at most `max_parallel` at a time, the rest queued until
+a slot frees: locally, `bodywork run --max-parallel`) and are awaited concurrently. The
+first failure stops the step's other stages, rolls back the step's services and skips every
+later step; queued stages are then not started. The engine knows nothing of processes or
+pods; that is the executor's business.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
@@ -26,27 +29,40 @@ def _not_run(stage: StageSpec, reason: str) -> StageResult:
     return StageResult(stage.name, stage.config.stage_type, NOT_RUN, reason=reason)
 
 
-def _run_step(step: Step, executor: Executor[H]) -> tuple[list[StageResult], list[H]]:
+def _run_step(
+    step: Step, executor: Executor[H], max_parallel: int | None = None
+) -> tuple[list[StageResult], list[H]]:
+    """Start the step's stages, at most `max_parallel` at a time (None: all at once), each
+    queued one as a slot frees: a batch stage holds its slot until it ends, a service until
+    it is ready. The first failure stops the running ones; the queued ones are not run."""
+    limit = len(step.stages) if max_parallel is None else max(1, max_parallel)
+    queued = deque(step.stages)
     handles: list[H] = []
     results: dict[str, StageResult] = {}
-    try:
-        for stage in step.stages:
-            handles.append(executor.start(stage))
-            log.info("stage_started", stage=stage.name, type=stage.config.stage_type)
-    except Exception:
-        for handle in handles:
-            executor.stop(handle)
-        raise
-
-    pool = ThreadPoolExecutor(max_workers=len(handles), thread_name_prefix=f"step{step.number}")
-    futures: dict[Future[StageResult], H] = {
-        pool.submit(executor.wait, handle): handle for handle in handles
-    }
-    pending = set(futures)
+    pool = ThreadPoolExecutor(
+        max_workers=max(1, min(limit, len(step.stages))), thread_name_prefix=f"step{step.number}"
+    )
+    futures: dict[Future[StageResult], H] = {}
+    pending: set[Future[StageResult]] = set()
     stopping = False
+
+    def start_more() -> None:
+        while queued and len(pending) < limit and not stopping:
+            stage = queued.popleft()
+            handle = executor.start(stage)
+            handles.append(handle)
+            log.info("stage_started", stage=stage.name, type=stage.config.stage_type)
+            future = pool.submit(executor.wait, handle)
+            futures[future] = handle
+            pending.add(future)
+
     try:
+        start_more()
+        if queued:
+            log.info("stages_queued", stages=[s.name for s in queued], max_parallel=limit)
         while pending:
-            done, pending = wait_futures(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            done, _ = wait_futures(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            pending.difference_update(done)
             for future in done:
                 handle = futures[future]
                 result = future.result()
@@ -69,6 +85,11 @@ def _run_step(step: Step, executor: Executor[H]) -> tuple[list[StageResult], lis
                             because=f"{result.stage} {result.status}",
                         )
                         executor.stop(futures[other])
+                    while queued:
+                        never = queued.popleft()
+                        reason = f"not started: {result.stage} {result.status} first"
+                        results[never.name] = _not_run(never, reason)
+            start_more()
     except BaseException:
         # Ctrl-C or a bug: stop everything this step started before leaving.
         for handle in handles:
@@ -82,16 +103,18 @@ def _run_step(step: Step, executor: Executor[H]) -> tuple[list[StageResult], lis
     return ordered, handles
 
 
-def _run_step_batch_first(step: Step, executor: Executor[H]) -> tuple[list[StageResult], list[H]]:
+def _run_step_batch_first(
+    step: Step, executor: Executor[H], max_parallel: int | None = None
+) -> tuple[list[StageResult], list[H]]:
     """The original's order within a step: its batch stages to completion, then its services
     (`BATCH_STAGES_FIRST`). A batch stage that fails leaves the step's services unstarted."""
     batch = tuple(s for s in step.stages if not s.config.is_service)
     services = tuple(s for s in step.stages if s.config.is_service)
     if not batch or not services:
-        return _run_step(step, executor)
-    results, handles = _run_step(Step(step.number, batch), executor)
+        return _run_step(step, executor, max_parallel)
+    results, handles = _run_step(Step(step.number, batch), executor, max_parallel)
     if all(r.ok for r in results):
-        more, service_handles = _run_step(Step(step.number, services), executor)
+        more, service_handles = _run_step(Step(step.number, services), executor, max_parallel)
         results += more
         handles += service_handles
     else:
@@ -134,11 +157,14 @@ def run_workflow(
     executor: Executor[H],
     skip_steps: int = 0,
     on_progress: Callable[[RunOutcome], None] | None = None,
+    max_parallel: int | None = None,
 ) -> RunOutcome:
     """Run every step; return the outcome of every stage (later steps 'not run' on failure).
 
     `skip_steps` resumes a failed run: steps up to it succeeded before and are not rerun.
     `on_progress` sees the outcome after every step (the run record is written from it).
+    `max_parallel`: at most this many stages of a step start at once, the others queued
+    (`bodywork run --max-parallel`); None, the cluster's way, starts a step's stages together.
     """
     outcome = RunOutcome(plan.run_id, plan.source.commit, [])
     started = time.monotonic()
@@ -167,7 +193,7 @@ def run_workflow(
             log.info("step_started", stages=[s.name for s in step.stages])
             step_started = time.monotonic()
             run_step = _run_step_batch_first if plan.batch_stages_first else _run_step
-            results, handles = run_step(step, executor)
+            results, handles = run_step(step, executor, max_parallel)
             outcome.results += results
             by_name = {r.stage: r for r in results}
             serving += [
