@@ -117,3 +117,24 @@ def test_access_mode_parser_accepts_any_case_and_the_short_names():
         "ReadWriteMany",
         "ReadWriteMany",
     ]
+
+
+def test_a_deploy_time_backend_travels_to_the_controller_in_its_arguments():
+    run = objects.ControllerRun(
+        repo="https://example.com/r.git",
+        artifacts_url="s3://bucket/p",
+        artifacts_s3_endpoint_url="http://minio:9000",
+        artifacts_s3_secret="s3-creds",
+        artifacts_pvc_access_mode="ReadWriteMany",
+    )
+    job = objects.build_controller_job(run, "ns", "img")
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    pairs = dict(zip(args, args[1:], strict=False))
+    assert pairs["--artifacts-url"] == "s3://bucket/p"
+    assert pairs["--artifacts-s3-endpoint-url"] == "http://minio:9000"
+    assert pairs["--artifacts-s3-secret"] == "s3-creds"
+    assert pairs["--artifacts-pvc-access-mode"] == "ReadWriteMany"
+    assert args[-1] == "https://example.com/r.git"  # the repo stays the last argument
+    plain = objects.build_controller_job(objects.ControllerRun(repo="r"), "ns", "img")
+    plain_args = plain["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not any(a.startswith("--artifacts") for a in plain_args)

@@ -254,9 +254,9 @@ def test_module_args_and_inline_requirements_reach_the_bootstrapper() -> None:
         requirements=("numpy==2.1.0", "./mylib"),
         args=("--epochs", "3"),
     )
-    container = objects.build_job(make_plan(stage).stages[0], "img", SETTINGS)["spec"][
-        "template"
-    ]["spec"]["containers"][0]
+    container = objects.build_job(make_plan(stage).stages[0], "img", SETTINGS)["spec"]["template"][
+        "spec"
+    ]["containers"][0]
     args = container["args"]
     assert args[args.index("--module") + 1] == "pipeline/train.py"
     assert [args[i + 1] for i, a in enumerate(args) if a == "--requirement"] == [
@@ -268,9 +268,9 @@ def test_module_args_and_inline_requirements_reach_the_bootstrapper() -> None:
 
 
 def test_ini_stage_installs_the_requirements_file_beside_its_module() -> None:
-    container = objects.build_job(make_plan(stage_config()).stages[0], "img", SETTINGS)[
-        "spec"
-    ]["template"]["spec"]["containers"][0]
+    container = objects.build_job(make_plan(stage_config()).stages[0], "img", SETTINGS)["spec"][
+        "template"
+    ]["spec"]["containers"][0]
     args = container["args"]
     assert args[args.index("--requirements-file") + 1] == "train/requirements.txt"
     assert "--" not in args

@@ -191,17 +191,29 @@ def pod_templates(doc: dict[str, Any]) -> Iterator[Pod]:
     yield {**template["spec"], "metadata": template.get("metadata", {})}
 
 
-SERVICE = stage_config(name="serve", stage_type="service", port=8000)
+SERVICE = stage_config(name="serve", stage_type="service", port=8000, replicas=2)
 CREDENTIALS = {"git_ssh_secret": "repo-ssh", "git_token_secret": "repo-token"}
+S3 = {"artifacts_url": "s3://models/team", "artifacts_s3_secret": "s3-creds"}
+RWX = {"artifacts_pvc_access_mode": "ReadWriteMany"}
+STORAGE = {  # the storage modes (objects.storage): each with its own volumes and containers
+    "claim RWO": {},
+    "claim RWX": RWX,
+    "S3": S3,
+    "S3, RWX cache claim": {**S3, **RWX, "artifacts_pvc": "nfs-cache"},
+}
 
 
 def built_pods() -> list[tuple[str, Pod]]:
     found: list[tuple[str, Pod]] = []
     cases = {
-        "own image": (None, run_settings()),
-        "own image, credentials": (None, run_settings(**CREDENTIALS)),
-        "another image": ("python:3.11-slim", run_settings()),
-        "another image, credentials": ("python:3.11-slim", run_settings(**CREDENTIALS)),
+        f"{label}, {mode}": (image, run_settings(**storage, **credentials))
+        for label, image, credentials in (
+            ("own image", None, {}),
+            ("own image, credentials", None, CREDENTIALS),
+            ("another image", "python:3.11-slim", {}),
+            ("another image, credentials", "python:3.11-slim", CREDENTIALS),
+        )
+        for mode, storage in STORAGE.items()
     }
     for label, (image, settings) in cases.items():
         the_plan = make_plan(stage_config(), SERVICE, docker_image=image)
@@ -228,6 +240,13 @@ def test_every_kind_of_pod_is_covered() -> None:
     assert len(PODS) >= 10
     assert {"manifests/workflow-job.yaml", "manifests/cronjob.yaml"} <= labels
     assert any(pod.get("initContainers") for _, pod in PODS), "the hand-off path is covered"
+    names = {c["name"] for _, pod in PODS for c in containers(pod)}
+    assert {"artifacts-pull", "artifacts-push", "fetch", "stage"} <= names  # S3 covered
+    volumes = [v for _, pod in PODS for v in pod.get("volumes", [])]
+    assert any("persistentVolumeClaim" in v for v in volumes)
+    assert any(v["name"] == "data" and "emptyDir" in v for v in volumes)  # per-pod caches
+    assert any("affinity" in pod for _, pod in PODS)
+    assert any("topologySpreadConstraints" in pod for _, pod in PODS)
 
 
 @pytest.mark.parametrize(("label", "pod"), PODS, ids=[label for label, _ in PODS])
@@ -278,6 +297,10 @@ def test_pod_meets_the_restricted_profile(label: str, pod: Pod) -> None:
                 allowPrivilegeEscalation=True
             ),
             privilege_escalation,
+        ),
+        (
+            lambda p: p["volumes"][0].update(hostPath={"path": "/var/cache/uv"}),
+            host_path_and_volume_types,
         ),
     ],
 )

@@ -518,3 +518,216 @@ def test_a_completed_fetch_init_container_is_not_a_crash() -> None:
     assert running.status.init_container_statuses[0].state.terminated.exit_code == 0
     assert podstatus.fatal_pod_reason(running, crash_is_fatal=True) is None
     assert podstatus.failed_container_reason(running) is None
+
+
+# ---------------------------------------------------------------------------- storage
+# Captured on the lab (Kubernetes 1.20): a pod mounting a claim that does not exist; a pod
+# whose claim has no volume to bind (storageClassName "", no PV) and that claim; a claim of
+# a StorageClass that does not exist; a pod mounting a Secret volume that does not exist
+# (the kubelet's FailedMount, then after two minutes its "timed out" one); a pod whose
+# claim's hostPath PersistentVolume points at no directory; pods whose `artifacts-pull`
+# init container and `artifacts-push` container failed with a termination message, and
+# one whose stage failed while push exited 0; and a pod with a podAffinity no node meets.
+# Multi-Attach needs an attachable volume on a second node, which the single-node lab
+# has not: those events are the captured FailedMount event with the reason and message
+# the attach-detach controller writes (pkg/controller/volume/attachdetach/reconciler).
+def pod_event(name: str) -> Any:
+    return load(f"event-pod-{name}", "CoreV1Event")
+
+
+def attach_event(message: str) -> Any:
+    found = copy.deepcopy(pod_event("mount-bad-volume"))
+    found.reason, found.message = "FailedAttachVolume", message
+    found.source.component, found.source.host = "attachdetach-controller", None
+    return found
+
+
+MULTI_ATTACH = (
+    'Multi-Attach error for volume "pvc-5f1e2c34-0d0e-4a57-9d5c-2b1f4f0f9a11" Volume is '
+    "already used by pod(s) demo--serve-7c9f8d6b5-x2l6m"
+)
+
+
+def test_a_multi_attach_error_is_permanent_and_names_the_fix_for_each_placement() -> None:
+    problem = podstatus.volume_problem([attach_event(MULTI_ATTACH)])
+    assert problem is not None
+    assert (problem.cause, problem.permanent) == (podstatus.MULTI_ATTACH, True)
+    assert problem.reason == f"volume cannot attach: {MULTI_ATTACH} — {podstatus.MULTI_ATTACH_FIX}"
+    assert "ARTIFACTS_PVC_ACCESS_MODE = ReadWriteOnce" in problem.reason
+    pinned = podstatus.volume_problem([attach_event(MULTI_ATTACH)], pinned=True)
+    assert pinned is not None and pinned.reason.endswith(podstatus.MULTI_ATTACH_PINNED_FIX)
+
+
+def test_another_attach_failure_is_shown_and_waited_for() -> None:
+    message = (
+        'AttachVolume.Attach failed for volume "pvc-5f1e" : rpc error: code = Internal desc = '
+        "Could not attach volume: RequestLimitExceeded"
+    )
+    problem = podstatus.volume_problem([attach_event(message)])
+    assert problem is not None
+    assert (problem.cause, problem.permanent) == (podstatus.ATTACH_FAILED, False)
+    assert message in problem.reason and "FailedAttachVolume" in problem.reason
+
+
+def test_a_mount_of_a_missing_secret_is_permanent() -> None:
+    event = pod_event("mount-missing-secret")
+    assert (event.type, event.reason) == ("Warning", "FailedMount")
+    problem = podstatus.volume_problem([event])
+    assert problem == podstatus.VolumeProblem(
+        podstatus.MOUNT_FAILED,
+        'a volume cannot be mounted (FailedMount): MountVolume.SetUp failed for volume "git-ssh" '
+        ': secret "no-such-secret" not found — create it, or fix the name given '
+        "(--git-ssh-secret)",
+        True,
+    )
+    # the kubelet's two-minute timeout, newer, says less than the cause: the cause wins
+    timed_out = pod_event("mount-timed-out")
+    assert "timed out waiting for the condition" in timed_out.message
+    assert podstatus.volume_problem([event, timed_out]) == problem
+    alone = podstatus.volume_problem([timed_out])
+    assert alone is not None and not alone.permanent
+    assert "unmounted volumes=[git-ssh]" in alone.reason
+
+
+def test_a_volume_that_fails_to_mount_otherwise_is_shown_and_waited_for() -> None:
+    problem = podstatus.volume_problem([pod_event("mount-bad-volume")])
+    assert problem is not None
+    assert (problem.cause, problem.permanent) == (podstatus.MOUNT_FAILED, False)
+    assert problem.reason.startswith(
+        "waiting for a volume to mount (FailedMount): MountVolume.SetUp failed for volume "
+        '"bw-capture-st1-badpath" : hostPath type check failed: '
+    )
+    assert problem.reason.endswith(
+        "check the volume's server or PersistentVolume (kubectl describe pv)"
+    )
+
+
+def test_volume_problem_ignores_other_events_and_a_permanent_one_wins() -> None:
+    assert podstatus.volume_problem([]) is None
+    assert podstatus.volume_problem([pod_event("claim-missing")]) is None  # FailedScheduling
+    normal = copy.deepcopy(attach_event(MULTI_ATTACH))
+    normal.type = "Normal"
+    assert podstatus.volume_problem([normal]) is None
+    later = copy.deepcopy(pod_event("mount-bad-volume"))
+    later.last_timestamp = later.last_timestamp + datetime.timedelta(minutes=1)
+    found = podstatus.volume_problem([later, attach_event(MULTI_ATTACH)])
+    assert found is not None and found.cause == podstatus.MULTI_ATTACH
+
+
+def test_pods_stuck_before_any_container_starts_are_the_ones_to_read_events_of() -> None:
+    assert podstatus.waiting_for_volumes(pod("mount-missing-secret"))
+    assert podstatus.waiting_for_volumes(pod("mount-bad-volume"))
+    assert not podstatus.waiting_for_volumes(pod("claim-no-pv"))  # not on a node yet
+    assert not podstatus.waiting_for_volumes(pod("succeeded"))
+    assert not podstatus.waiting_for_volumes(pod("init-handoff-running"))
+    # and nothing in their status says why: only the events do
+    assert podstatus.fatal_pod_reason(pod("mount-missing-secret"), crash_is_fatal=True) is None
+
+
+def test_a_claim_that_does_not_exist_is_named_from_the_scheduler() -> None:
+    reason = podstatus.fatal_pod_reason(pod("claim-missing"), crash_is_fatal=False)
+    assert reason == (
+        "unschedulable: the artifacts claim 'no-such-claim' does not exist (0/1 nodes are "
+        'available: 1 persistentvolumeclaim "no-such-claim" not found.): create it or fix '
+        "ARTIFACTS_PVC, or remove ARTIFACTS_PVC to have one created"
+    )
+
+
+def test_an_unbound_claim_is_waited_for_until_the_claim_says_it_never_binds() -> None:
+    waiting = pod("claim-no-pv")
+    assert podstatus.unbound_claim(waiting)
+    assert not podstatus.unbound_claim(pod("claim-missing"))
+    assert podstatus.fatal_pod_reason(waiting, crash_is_fatal=True) is None
+    assert pod_event("claim-unbound").message == (
+        "0/1 nodes are available: 1 pod has unbound immediate PersistentVolumeClaims."
+    )
+    claim = load("pvc-no-pv", "V1PersistentVolumeClaim")
+    assert claim.status.phase == "Pending"
+    assert podstatus.claim_problem("no-pv-claim", claim, []) is None  # still binding
+    binding = load("event-pvc-no-volume", "CoreV1Event")
+    assert (binding.type, binding.reason) == ("Normal", "FailedBinding")  # not even a Warning
+    problem = podstatus.claim_problem("no-pv-claim", claim, [binding])
+    assert problem is not None
+    assert (problem.cause, problem.permanent) == (podstatus.CLAIM_UNBOUND, True)
+    assert problem.reason.startswith(
+        "the artifacts claim 'no-pv-claim' is not bound (FailedBinding): no persistent volumes "
+        "available for this claim and no storage class is set — check its StorageClass"
+    )
+
+
+def test_a_claim_of_a_missing_storage_class_never_binds() -> None:
+    claim = load("pvc-bad-class", "V1PersistentVolumeClaim")
+    event = load("event-pvc-provisioning-failed", "CoreV1Event")
+    problem = podstatus.claim_problem("bad-class-claim", claim, [event])
+    assert problem is not None and problem.permanent
+    assert '(ProvisioningFailed): storageclass.storage.k8s.io "no-such-class" not found' in (
+        problem.reason
+    )
+    passing = copy.deepcopy(event)
+    passing.message = "failed to provision volume: rpc error: code = DeadlineExceeded"
+    retried = podstatus.claim_problem("bad-class-claim", claim, [passing])
+    assert retried is not None and not retried.permanent  # the provisioner retries
+
+
+def test_a_missing_lost_or_bound_claim() -> None:
+    missing = podstatus.claim_problem("gone", None, [])
+    assert missing is not None and missing.cause == podstatus.CLAIM_MISSING and missing.permanent
+    claim = load("pvc-no-pv", "V1PersistentVolumeClaim")
+    claim.status.phase = "Lost"
+    lost = podstatus.claim_problem("c", claim, [])
+    assert lost is not None and lost.cause == podstatus.CLAIM_LOST and lost.permanent
+    claim.status.phase = "Bound"
+    assert podstatus.claim_problem("c", claim, [load("event-pvc-no-volume", "CoreV1Event")]) is None
+
+
+def test_the_node_of_a_read_write_once_claim_that_cannot_take_a_pod_is_named() -> None:
+    reason = podstatus.fatal_pod_reason(pod("affinity-unmatched"), crash_is_fatal=False)
+    assert reason is not None
+    assert reason.startswith("unschedulable: 0/1 nodes are available: 1 node(s) didn't match pod")
+    assert reason.endswith(podstatus.AFFINITY_FIX)
+
+
+def test_a_failed_artifacts_pull_is_named_with_its_termination_message() -> None:
+    failed = pod("artifacts-pull-failed")
+    expected = (
+        "artifacts pull failed (artifacts-pull, exit 1): cannot list s3://models/team/demo/: "
+        "AccessDenied: Access Denied (check the Secret in ARTIFACTS_S3_SECRET)"
+    )
+    assert podstatus.failed_container_reason(failed) == expected
+    assert podstatus.fatal_pod_reason(failed, crash_is_fatal=True) == expected  # a service
+    assert podstatus.fatal_pod_reason(failed, crash_is_fatal=False) is None  # a Job retries
+
+
+def test_a_failed_artifacts_push_fails_a_pod_whose_stage_succeeded() -> None:
+    failed = pod("artifacts-push-failed")
+    assert [s.name for s in failed.status.container_statuses] == ["artifacts-push", "stage"]
+    assert podstatus.failed_container_reason(failed) == (
+        "artifacts push failed (artifacts-push, exit 1): cannot upload model.joblib to "
+        "s3://models/team/demo/model.joblib: EndpointConnectionError: Could not connect to the "
+        "endpoint URL"
+    )
+
+
+def test_a_failed_stage_is_named_not_the_push_that_skipped_its_upload() -> None:
+    skipped = pod("artifacts-push-skipped")
+    push = skipped.status.container_statuses[0]
+    assert (push.name, push.state.terminated.exit_code) == ("artifacts-push", 0)
+    assert podstatus.failed_container_reason(skipped) == "exited with code 3: training failed"
+
+
+def test_an_artifacts_container_without_a_message_or_out_of_memory() -> None:
+    state = copy.deepcopy(pod("artifacts-pull-failed").status.init_container_statuses[0].state)
+    terminated = state.terminated
+    terminated.message = None
+    assert podstatus.terminated_reason(terminated, "256Mi", "artifacts-pull") == (
+        f"artifacts pull failed (artifacts-pull, exit 1): {podstatus.ARTIFACTS_FIX}"
+    )
+    terminated.exit_code = 96  # the bootstrapper's own code: the bucket refused or was away
+    assert podstatus.terminated_reason(terminated, "256Mi", "artifacts-pull") == (
+        "artifacts pull failed (artifacts-pull, exit 96): the bucket refused, or could not be "
+        f"reached after retries — {podstatus.ARTIFACTS_FIX}"
+    )
+    terminated.reason = "OOMKilled"
+    assert podstatus.terminated_reason(terminated, "256Mi", "artifacts-push") == (
+        "artifacts push failed: artifacts-push was OOMKilled (memory limit 256Mi)"
+    )

@@ -2,8 +2,10 @@
 
 The Kubernetes executor submits exactly these dicts and `render` prints exactly these
 dicts, so what a reviewer reads is what the cluster gets. `conventions` declares every
-name and default once, `stage` builds a run's stage objects and `controller` the
-controller's Job, CronJob and install objects. Pure: no client, no I/O.
+name and default once, `storage` decides where a run's artifacts and caches live (a
+claim, ReadWriteOnce with a podAffinity or ReadWriteMany, or S3), `stage` builds a run's
+stage objects and `controller` the controller's Job, CronJob and install objects. Pure: no
+client, no I/O.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ from bodywork.core.objects.controller import (
     build_install_objects,
 )
 from bodywork.core.objects.conventions import (
+    ARTIFACTS_CONTAINERS,
+    ARTIFACTS_PULL_CONTAINER,
+    ARTIFACTS_PUSH_CONTAINER,
+    CLAIM_LABEL,
     COMMIT_LABEL,
     CONTROLLER_ACTIVE_DEADLINE_SECONDS,
     CONTROLLER_ROLE,
@@ -62,12 +68,18 @@ from bodywork.core.objects.stage import (
     ingress_path,
     job_name,
     labels,
+    pod_labels,
     selector,
     stage_image,
     with_project_storage,
 )
+from bodywork.core.objects.storage import Storage, StorageError, storage_of
 
 __all__ = [
+    "ARTIFACTS_CONTAINERS",
+    "ARTIFACTS_PULL_CONTAINER",
+    "ARTIFACTS_PUSH_CONTAINER",
+    "CLAIM_LABEL",
     "COMMIT_LABEL",
     "CONTROLLER_ACTIVE_DEADLINE_SECONDS",
     "CONTROLLER_ROLE",
@@ -100,6 +112,8 @@ __all__ = [
     "ControllerRun",
     "Manifest",
     "RunSettings",
+    "Storage",
+    "StorageError",
     "with_project_storage",
     "artifacts_claim_name",
     "build_artifacts_claim",
@@ -118,6 +132,8 @@ __all__ = [
     "ingress_path",
     "job_name",
     "labels",
+    "pod_labels",
     "selector",
     "stage_image",
+    "storage_of",
 ]

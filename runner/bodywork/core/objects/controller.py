@@ -82,6 +82,11 @@ class ControllerRun:
     webhook_secret: str | None = None  # Secret with key WEBHOOK_URL, read by the kubelet
     git_ssh_secret: str | None = None  # mounted in the controller and passed to stage pods
     git_token_secret: str | None = None  # as env in the controller and stage pods
+    # The artifacts backend chosen at deploy time (flags); None: the project's own choice.
+    artifacts_url: str | None = None
+    artifacts_s3_endpoint_url: str | None = None
+    artifacts_s3_secret: str | None = None
+    artifacts_pvc_access_mode: str | None = None
 
 
 def _controller_labels(run: ControllerRun) -> dict[str, str]:
@@ -105,6 +110,14 @@ def _controller_args(run: ControllerRun) -> list[str]:
         args += ["--git-ssh-secret", run.git_ssh_secret]
     if run.git_token_secret:
         args += ["--git-token-secret", run.git_token_secret]
+    for flag, value in (
+        ("--artifacts-url", run.artifacts_url),
+        ("--artifacts-s3-endpoint-url", run.artifacts_s3_endpoint_url),
+        ("--artifacts-s3-secret", run.artifacts_s3_secret),
+        ("--artifacts-pvc-access-mode", run.artifacts_pvc_access_mode),
+    ):
+        if value:
+            args += [flag, value]
     args.append(run.repo)
     return args
 

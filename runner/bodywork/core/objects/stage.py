@@ -1,8 +1,12 @@
 """The stage side: `RunSettings` and the bodies a run submits for its stages.
 
 A batch stage is a Job; a service stage is a Deployment, a Service and, when asked, an
-Ingress; the project's artifacts PVC is created unless one is named. Also the Git
-credential env and SSH volume shared with the controller's pod. Names and labels come from
+Ingress; the project's artifacts PVC is created unless one is named or the artifacts live
+in S3. Where artifacts and caches live, and what that asks of placement, is
+`storage.storage_of`: a ReadWriteOnce claim adds a required podAffinity, the S3 backend an
+`artifacts-pull` init container (and, for a batch stage, an `artifacts-push` container) of
+Bodywork's image, the only containers that see the S3 credentials. Also the Git credential
+env and SSH volume shared with the controller's pod. Names and labels come from
 `conventions`. Pure: no client, no I/O.
 """
 
@@ -14,7 +18,7 @@ from typing import Any
 
 from bodywork.core import bootstrapargs, deadlines, names
 from bodywork.core.objects import conventions as conv
-from bodywork.core.objects import placement
+from bodywork.core.objects import placement, storage
 from bodywork.core.plan import Plan, StageSpec
 
 Manifest = dict[str, Any]
@@ -106,7 +110,7 @@ def job_name(stage: StageSpec) -> str:
 
 
 def artifacts_claim_name(project: str, settings: RunSettings) -> str:
-    return settings.artifacts_pvc or names.object_name(project, "artifacts")
+    return storage.claim_name(project, settings)
 
 
 def _metadata(
@@ -170,24 +174,46 @@ def uses_handoff(image: str, settings: RunSettings) -> bool:
     return image != settings.image or bool(settings.git_ssh_secret or settings.git_token_secret)
 
 
-def _paths() -> bootstrapargs.StagePaths:
+def _paths(where: storage.Storage) -> bootstrapargs.StagePaths:
     return bootstrapargs.StagePaths(
         workdir=conv.WORK_MOUNT,
         venv_root=conv.VENV_ROOT,
-        artifacts_dir=conv.ARTIFACTS_DIR,
+        artifacts_dir=where.artifacts_dir,
         cache_dir=conv.UV_CACHE_DIR,
         termination_log=conv.TERMINATION_LOG,
     )
 
 
+_MOUNT_PATHS = {
+    conv.DATA_VOLUME: conv.DATA_MOUNT,
+    conv.WORK_VOLUME: conv.WORK_MOUNT,
+    conv.TMP_VOLUME: conv.TMP_MOUNT,
+    conv.TOOLS_VOLUME: conv.TOOLS_MOUNT,
+    conv.ARTIFACTS_VOLUME: conv.S3_ARTIFACTS_DIR,
+    conv.STATUS_VOLUME: conv.STATUS_MOUNT,
+    conv.S3_HOME_VOLUME: conv.S3_HOME_MOUNT,
+}
+
+
 def _mounts(*volumes: str) -> list[Manifest]:
-    paths = {
-        conv.DATA_VOLUME: conv.DATA_MOUNT,
-        conv.WORK_VOLUME: conv.WORK_MOUNT,
-        conv.TMP_VOLUME: conv.TMP_MOUNT,
-        conv.TOOLS_VOLUME: conv.TOOLS_MOUNT,
-    }
-    return [{"name": v, "mountPath": paths[v]} for v in volumes]
+    return [{"name": v, "mountPath": _MOUNT_PATHS[v]} for v in volumes]
+
+
+def _stage_mounts(where: storage.Storage, batch: bool) -> list[Manifest]:
+    """The stage container's own volumes: caches (and a claim's artifacts), the checkout,
+    /tmp; in the S3 backend the artifacts emptyDir and, for a batch stage, the status dir
+    it reports its outcome in."""
+    volumes = [conv.DATA_VOLUME, conv.WORK_VOLUME, conv.TMP_VOLUME]
+    if where.backend == storage.S3:
+        volumes.append(conv.ARTIFACTS_VOLUME)
+        if batch:
+            volumes.append(conv.STATUS_VOLUME)
+    return _mounts(*volumes)
+
+
+def _status_flags(where: storage.Storage, batch: bool) -> list[str]:
+    """`--status-dir`: a batch stage in the S3 backend tells artifacts-push how it ended."""
+    return ["--status-dir", conv.STATUS_MOUNT] if where.backend == storage.S3 and batch else []
 
 
 def _base_container(name: str, image: str, settings: RunSettings) -> Manifest:
@@ -201,10 +227,10 @@ def _base_container(name: str, image: str, settings: RunSettings) -> Manifest:
     }
 
 
-def _stage_env(stage: StageSpec) -> list[Manifest]:
+def _stage_env(stage: StageSpec, where: storage.Storage) -> list[Manifest]:
     env: list[Manifest] = [{"name": k, "value": v} for k, v in stage.env().items()]
     env += [
-        {"name": conv.ARTIFACTS_DIR_ENV, "value": conv.ARTIFACTS_DIR},
+        {"name": conv.ARTIFACTS_DIR_ENV, "value": where.artifacts_dir},
         {"name": conv.HOME_ENV, "value": conv.TMP_MOUNT},
         {"name": conv.PYTHONUNBUFFERED_ENV, "value": "1"},
     ]
@@ -216,26 +242,29 @@ def _stage_env(stage: StageSpec) -> list[Manifest]:
     return env
 
 
-def _container(stage: StageSpec, image: str, settings: RunSettings) -> Manifest:
+def _container(
+    stage: StageSpec, image: str, settings: RunSettings, where: storage.Storage, batch: bool
+) -> Manifest:
     """The single-container path: Bodywork's image fetches, installs and runs the stage."""
     container = _base_container(conv.STAGE_CONTAINER, image, settings)
-    container["args"] = ["stage", *bootstrapargs.stage_args(stage, _paths())]
-    container["env"] = _stage_env(stage) + git_auth_env(
+    flags = _status_flags(where, batch)
+    container["args"] = ["stage", *bootstrapargs.stage_args(stage, _paths(where), flags)]
+    container["env"] = _stage_env(stage, where) + git_auth_env(
         settings.git_ssh_secret, settings.git_token_secret
     )
     container["resources"] = _resources(stage)
-    container["volumeMounts"] = _mounts(conv.DATA_VOLUME, conv.WORK_VOLUME, conv.TMP_VOLUME)
+    container["volumeMounts"] = _stage_mounts(where, batch)
     if settings.git_ssh_secret:
         container["volumeMounts"].append(git_ssh_mount())
     return container
 
 
-def _fetch_container(stage: StageSpec, settings: RunSettings) -> Manifest:
+def _fetch_container(stage: StageSpec, settings: RunSettings, where: storage.Storage) -> Manifest:
     """The hand-off's init container: Bodywork's image fetches the pinned commit and hands
     over the bootstrapper and uv. The only container that sees the Git credentials."""
     container = _base_container(conv.FETCH_CONTAINER, settings.image, settings)
     flags = ["--fetch-only", "--handoff", conv.TOOLS_MOUNT]
-    container["args"] = ["stage", *bootstrapargs.stage_args(stage, _paths(), flags)]
+    container["args"] = ["stage", *bootstrapargs.stage_args(stage, _paths(where), flags)]
     container["env"] = [
         {"name": conv.HOME_ENV, "value": conv.TMP_MOUNT},
         *git_auth_env(settings.git_ssh_secret, settings.git_token_secret),
@@ -248,27 +277,107 @@ def _fetch_container(stage: StageSpec, settings: RunSettings) -> Manifest:
     return container
 
 
-def _handed_over_container(stage: StageSpec, image: str, settings: RunSettings) -> Manifest:
+def _handed_over_container(
+    stage: StageSpec, image: str, settings: RunSettings, where: storage.Storage, batch: bool
+) -> Manifest:
     """The hand-off's stage container: the image's own python3 runs the bootstrapper handed
     over, on the checkout handed over; no credentials, no Git server needed."""
     container = _base_container(conv.STAGE_CONTAINER, image, settings)
     container["command"] = ["python3", "-m", "bodywork_bootstrap"]
-    container["args"] = bootstrapargs.stage_args(stage, _paths(), ["--checkout-ready"])
+    flags = ["--checkout-ready", *_status_flags(where, batch)]
+    container["args"] = bootstrapargs.stage_args(stage, _paths(where), flags)
     container["env"] = [
-        *_stage_env(stage),
+        *_stage_env(stage, where),
         {"name": conv.PYTHONPATH_ENV, "value": conv.TOOLS_MOUNT},
         {"name": conv.UV_ENV, "value": f"{conv.TOOLS_MOUNT}/bin/uv"},
     ]
     container["resources"] = _resources(stage)
     container["volumeMounts"] = [
-        *_mounts(conv.DATA_VOLUME, conv.WORK_VOLUME, conv.TMP_VOLUME),
+        *_stage_mounts(where, batch),
         {"name": conv.TOOLS_VOLUME, "mountPath": conv.TOOLS_MOUNT, "readOnly": True},
     ]
     return container
 
 
-def _pod_spec(stage: StageSpec, image: str, settings: RunSettings) -> Manifest:
-    claim = {"claimName": artifacts_claim_name(stage.project, settings)}
+def s3_env(where: storage.Storage) -> list[Manifest]:
+    """The artifacts containers' env: the bucket's credentials from the Secret (the session
+    token and region only if the Secret has them), the endpoint, their own HOME."""
+    env: list[Manifest] = [{"name": conv.HOME_ENV, "value": conv.S3_HOME_MOUNT}]
+    if where.s3_secret:  # always, by storage_of; the sync takes credentials only from it
+        for var, optional in (
+            (conv.AWS_ACCESS_KEY_ID_ENV, False),
+            (conv.AWS_SECRET_ACCESS_KEY_ENV, False),
+            (conv.AWS_SESSION_TOKEN_ENV, True),
+            (conv.AWS_REGION_ENV, True),
+        ):
+            ref: Manifest = {"name": where.s3_secret, "key": var}
+            if optional:
+                ref["optional"] = True
+            env.append({"name": var, "valueFrom": {"secretKeyRef": ref}})
+    if where.endpoint_url:
+        env.append({"name": conv.S3_ENDPOINT_URL_ENV, "value": where.endpoint_url})
+    env.append({"name": conv.PYTHONUNBUFFERED_ENV, "value": "1"})
+    return env
+
+
+def _artifacts_container(
+    name: str, stage: StageSpec, settings: RunSettings, where: storage.Storage
+) -> Manifest:
+    """`artifacts-pull` (an init container) or `artifacts-push` (beside a batch stage):
+    Bodywork's image syncing the project's artifacts with the bucket. With the hand-off's
+    `fetch`, the only containers that see the S3 credentials; never the stage's."""
+    assert where.artifacts_url is not None
+    push = name == conv.ARTIFACTS_PUSH_CONTAINER
+    container = _base_container(name, settings.image, settings)
+    container["command"] = ["python3", "-m", conv.ARTIFACTS_MODULE]
+    args = ["push" if push else "pull", "--url", where.artifacts_url]
+    args += ["--project", stage.project, "--dir", conv.S3_ARTIFACTS_DIR]
+    if where.endpoint_url:
+        args += ["--endpoint-url", where.endpoint_url]
+    args += ["--manifest", conv.PULLED_MANIFEST]
+    if push:
+        args += ["--status-dir", conv.STATUS_MOUNT]
+        args += ["--stale-seconds", str(conv.PUSH_STALE_SECONDS)]
+    container["args"] = [*args, "--termination-log", conv.TERMINATION_LOG]
+    container["env"] = s3_env(where)
+    # Small and bounded: push runs beside the stage, so it counts against a quota.
+    container["resources"] = {k: dict(v) for k, v in conv.ARTIFACTS_RESOURCES.items()}
+    container["volumeMounts"] = _mounts(
+        conv.ARTIFACTS_VOLUME, conv.STATUS_VOLUME, conv.S3_HOME_VOLUME
+    )
+    if push:  # it only reads what the stage wrote
+        container["volumeMounts"][0]["readOnly"] = True
+    return container
+
+
+def _volumes(where: storage.Storage) -> list[Manifest]:
+    """The claim (or an emptyDir for the caches) at DATA_MOUNT, the checkout and /tmp; in
+    the S3 backend also the artifacts, status and the artifacts containers' HOME."""
+    data: Manifest = (
+        {"persistentVolumeClaim": {"claimName": where.claim}} if where.claim else {"emptyDir": {}}
+    )
+    volumes = [
+        {"name": conv.DATA_VOLUME, **data},
+        {"name": conv.WORK_VOLUME, "emptyDir": {}},
+        {"name": conv.TMP_VOLUME, "emptyDir": {}},
+    ]
+    if where.backend == storage.S3:
+        volumes += [
+            {"name": v, "emptyDir": {}}
+            for v in (conv.ARTIFACTS_VOLUME, conv.STATUS_VOLUME, conv.S3_HOME_VOLUME)
+        ]
+    return volumes
+
+
+def pod_labels(stage: StageSpec, settings: RunSettings) -> dict[str, str]:
+    """A stage pod's labels: the stage's, and the claim's identity when it mounts a
+    ReadWriteOnce claim (what the pods' podAffinity selects)."""
+    where = storage.storage_of(stage.project, settings)
+    return {**labels(stage), **storage.pod_labels(where)}
+
+
+def _pod_spec(stage: StageSpec, image: str, settings: RunSettings, batch: bool) -> Manifest:
+    where = storage.storage_of(stage.project, settings)
     handoff = uses_handoff(image, settings)
     pod: Manifest = {
         "serviceAccountName": conv.STAGE_SERVICE_ACCOUNT,
@@ -280,27 +389,34 @@ def _pod_spec(stage: StageSpec, image: str, settings: RunSettings) -> Manifest:
             "fsGroup": conv.STAGE_UID,  # makes the PVC writable for the non-root user
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "volumes": [
-            {"name": conv.DATA_VOLUME, "persistentVolumeClaim": claim},
-            {"name": conv.WORK_VOLUME, "emptyDir": {}},
-            {"name": conv.TMP_VOLUME, "emptyDir": {}},
-        ],
+        "volumes": _volumes(where),
     }
+    init: list[Manifest] = []
+    if where.backend == storage.S3:
+        init.append(_artifacts_container(conv.ARTIFACTS_PULL_CONTAINER, stage, settings, where))
     if handoff:
-        pod["initContainers"] = [_fetch_container(stage, settings)]
-        pod["containers"] = [_handed_over_container(stage, image, settings)]
+        init.append(_fetch_container(stage, settings, where))
+        pod["containers"] = [_handed_over_container(stage, image, settings, where, batch)]
         pod["volumes"].append({"name": conv.TOOLS_VOLUME, "emptyDir": {}})
     else:
-        pod["containers"] = [_container(stage, image, settings)]
+        pod["containers"] = [_container(stage, image, settings, where, batch)]
+    if init:
+        pod["initContainers"] = init
+    if where.backend == storage.S3 and batch:  # the stage's container stays the first
+        push = _artifacts_container(conv.ARTIFACTS_PUSH_CONTAINER, stage, settings, where)
+        pod["containers"].append(push)
     if settings.git_ssh_secret:
         pod["volumes"].append(git_ssh_volume(settings.git_ssh_secret))
     pod.update(placement.pod_placement(stage.config))  # node selector, tolerations, pulls
+    pod.update(storage.pod_affinity(where))  # a ReadWriteOnce claim: its node only
+    if not batch:
+        pod.update(storage.spread(where, stage.config.replicas, selector(stage)))
     return pod
 
 
 def build_job(stage: StageSpec, image: str, settings: RunSettings) -> Manifest:
     config = stage.config
-    pod = _pod_spec(stage, image, settings)
+    pod = _pod_spec(stage, image, settings, batch=True)
     pod["restartPolicy"] = "Never"  # retries are new pods, counted by backoffLimit
     return {
         "apiVersion": "batch/v1",
@@ -312,7 +428,7 @@ def build_job(stage: StageSpec, image: str, settings: RunSettings) -> Manifest:
             # exits with a code naming which limit was hit, well before this fires.
             "activeDeadlineSeconds": deadlines.batch_backstop_seconds(config),
             "ttlSecondsAfterFinished": settings.job_ttl_seconds,
-            "template": {"metadata": {"labels": labels(stage)}, "spec": pod},
+            "template": {"metadata": {"labels": pod_labels(stage, settings)}, "spec": pod},
         },
     }
 
@@ -320,7 +436,7 @@ def build_job(stage: StageSpec, image: str, settings: RunSettings) -> Manifest:
 def build_deployment(stage: StageSpec, image: str, settings: RunSettings) -> Manifest:
     config = stage.config
     assert config.port is not None
-    pod = _pod_spec(stage, image, settings)
+    pod = _pod_spec(stage, image, settings, batch=False)
     probe = {"tcpSocket": {"port": config.port}}
     container = pod["containers"][0]  # the stage's own container, in either path
     container["ports"] = [{"name": conv.HTTP_PORT_NAME, "containerPort": config.port}]
@@ -349,7 +465,7 @@ def build_deployment(stage: StageSpec, image: str, settings: RunSettings) -> Man
                 "type": "RollingUpdate",
                 "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
             },
-            "template": {"metadata": {"labels": labels(stage)}, "spec": pod},
+            "template": {"metadata": {"labels": pod_labels(stage, settings)}, "spec": pod},
         },
     }
 
@@ -396,10 +512,12 @@ def build_ingress(stage: StageSpec, settings: RunSettings) -> Manifest:
 
 
 def build_artifacts_claim(project: str, settings: RunSettings) -> Manifest:
+    where = storage.storage_of(project, settings)
     spec: Manifest = {
-        # ReadWriteOnce binds everywhere; all of a project's pods must then share a node
-        # (see docs/kubernetes.md). Name an RWX claim in ARTIFACTS_PVC for multi-node.
-        "accessModes": ["ReadWriteOnce"],
+        # ReadWriteOnce binds everywhere; the pods that mount it then share its node (their
+        # podAffinity, storage.pod_affinity). ReadWriteMany (ARTIFACTS_PVC_ACCESS_MODE)
+        # needs a class that offers it (NFS, CephFS, EFS, Filestore...) and lets them spread.
+        "accessModes": [where.access_mode],
         "resources": {"requests": {"storage": settings.artifacts_size}},
     }
     if settings.artifacts_storage_class:
@@ -420,7 +538,7 @@ def build_stage_objects(plan: Plan, settings: RunSettings) -> list[Manifest]:
     """Every object a run of `plan` submits, in order (used by render and its tests)."""
     image = stage_image(plan.docker_image, settings)
     found: list[Manifest] = []
-    if settings.artifacts_pvc is None:
+    if storage.storage_of(plan.project, settings).create_claim:
         found.append(build_artifacts_claim(plan.project, settings))
     for stage in plan.stages:
         if stage.config.is_service:

@@ -10,7 +10,9 @@ While a Job has no pod yet, its FailedCreate events are read (every REFUSAL_CHEC
 a pod the API refuses for good (namespace not set up, a quota it can never fit, a
 LimitRange, Pod Security, a webhook: podstatus.job_refusal) fails the stage within seconds
 with the reason and the fix, and the Job is deleted; a refusal that may pass (a quota that
-is full now) is shown once and waited for.
+is full now) is shown once and waited for. A pod that exists but cannot start for its
+volumes (Multi-Attach, a mount of a missing Secret, a claim that will not bind) fails the
+stage the same way (volumes.check); one that may still start is shown once and waited for.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from bodywork.core import deadlines, objects
 from bodywork.core.errors import ClusterError
 from bodywork.core.plan import StageSpec
 from bodywork.core.results import FAILED, STOPPED, SUCCEEDED, TIMED_OUT, StageResult
-from bodywork.engine.executors.kubernetes import logs
+from bodywork.engine.executors.kubernetes import logs, volumes
 from bodywork.engine.executors.kubernetes.handle import (
     WAIT_GRACE_SECONDS,
     WAKE_SECONDS,
@@ -88,6 +90,9 @@ def wait(ex: KubernetesExecutor, handle: KubeHandle) -> StageResult:
             (r for r in (podstatus.fatal_pod_reason(p, crash_is_fatal=False) for p in pods) if r),
             None,
         )
+        if not fatal:  # a pod that exists but whose volumes never attach, mount or bind
+            problem = volumes.check(ex, handle, pods)
+            fatal = problem.reason if problem is not None and problem.permanent else None
         if fatal:
             logs.report_events(ex, handle, pods)
             delete(ex, handle)
@@ -103,9 +108,8 @@ def wait(ex: KubernetesExecutor, handle: KubeHandle) -> StageResult:
                         f"no result within the Job's backstop of {backstop}s (every attempt's "
                         "MAX_INSTALL_TIME_SECONDS + MAX_COMPLETION_TIME_SECONDS, plus grace)"
                     )
-                    return stage_result(
-                        handle, TIMED_OUT, attempts, refusals.while_refused(reason, waiting)
-                    )
+                    reason = volumes.while_waiting(refusals.while_refused(reason, waiting), handle)
+                    return stage_result(handle, TIMED_OUT, attempts, reason)
                 reason = handle.last_failure or c.message or c.reason or "failed"
                 status = TIMED_OUT if podstatus.is_time_limit(reason) else FAILED
                 return stage_result(handle, status, attempts, reason)
@@ -115,8 +119,9 @@ def wait(ex: KubernetesExecutor, handle: KubeHandle) -> StageResult:
             reason = refusals.while_refused(
                 "the Job reported no result before its deadline", waiting
             )
-            return stage_result(handle, TIMED_OUT, attempts, reason)
-        wake = REFUSAL_CHECK_SECONDS if not pods else WAKE_SECONDS
+            return stage_result(handle, TIMED_OUT, attempts, volumes.while_waiting(reason, handle))
+        # Events change no pod: while a pod waits on its volumes, read them every few seconds.
+        wake = REFUSAL_CHECK_SECONDS if not pods or volumes.stuck(pods) else WAKE_SECONDS
         seen = ex.changes.wait(seen, min(remaining, wake))
 
 

@@ -2,11 +2,14 @@
 
 This module owns the Executor protocol methods, the preflight (before anything is created:
 the namespace has the stage service account, and the controller may do all the run
-needs), the run's informers (Jobs and pods of this run, Deployments of the project) and
-the artifacts claim (checked, created, waited for until bound). It waits through informers
-(watches, never polling) and hands the work per stage type to `batch` (Jobs) and `service`
-(Deployment, Service, Ingress, rollback); pod failures and refused pods are named by
-`bodywork.k8s.podstatus`, and logs and events come from `logs`.
+needs), the run's storage mode (objects.storage_of: a claim, ReadWriteOnce or
+ReadWriteMany, or S3), the run's informers (Jobs and pods of this run, Deployments of the
+project) and the artifacts claim, when the mode mounts one (checked, created with its
+access mode, waited for until bound, failing within seconds when it says it never will).
+It waits through informers (watches, never polling) and hands the work per stage type to
+`batch` (Jobs) and `service` (Deployment, Service, Ingress, rollback); pod failures and
+refused pods are named by `bodywork.k8s.podstatus`, volumes that never attach or mount by
+`volumes`, and logs and events come from `logs`.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from bodywork.engine.executors.base import LogSink
 from bodywork.engine.executors.kubernetes import batch, logs, service
 from bodywork.engine.executors.kubernetes.handle import (
     CLAIM_BIND_SECONDS,
+    CLAIM_CHECK_SECONDS,
     FOLLOWER_DRAIN_SECONDS,
     INFORMER_SYNC_SECONDS,
     KubeHandle,
@@ -84,6 +88,7 @@ class KubernetesExecutor:
         self.handles: list[KubeHandle] = []
         self.informers: list[informers.Informer] = []
         self.image = settings.image
+        self.storage: objects.Storage  # decided in prepare, from the plan and the settings
         self.watch_read_timeout = watch_read_timeout  # for the informers' watches
 
     # ------------------------------------------------------------------ Executor protocol
@@ -91,6 +96,7 @@ class KubernetesExecutor:
         self.repo_url = redact(plan.source.repo_url)  # for the fixes refusals name
         self._preflight(plan)
         self.settings = objects.with_project_storage(self.settings, plan)
+        self.storage = objects.storage_of(plan.project, self.settings)  # StorageError: exit 2
         self.image = objects.stage_image(plan.docker_image, self.settings)
         if any(s.config.ingress for s in plan.stages) and "Ingress" not in (
             kube.discover(self.api, "networking.k8s.io/v1") or set()
@@ -99,7 +105,8 @@ class KubernetesExecutor:
                 "INGRESS = True needs networking.k8s.io/v1 Ingress (Kubernetes >= 1.19), "
                 "which this cluster does not serve: turn INGRESS off or upgrade"
             )
-        self._ensure_claim(plan.project)
+        if self.storage.claim is not None:  # the S3 backend without a cache claim has none
+            self._ensure_claim(plan.project)
         project = f"{objects.PROJECT_LABEL}={plan.project}"
         run = f"{project},{objects.RUN_LABEL}={plan.run_id}"
         self.jobs = self._informer(self.batch.list_namespaced_job, run, "jobs")
@@ -242,11 +249,17 @@ class KubernetesExecutor:
                 raise ClusterError(f"artifacts claim '{name}' has lost its volume: recreate it")
             if found.status.phase != "Bound":
                 self._wait_for_claim(name)
+            self._check_access_mode(name, found)
             return
         if self.settings.artifacts_pvc:
+            instead = (
+                "each pod then keeps its own caches"
+                if self.storage.artifacts_url
+                else "to have one created"
+            )
             raise ClusterError(
                 f"artifacts claim '{name}' (ARTIFACTS_PVC) does not exist in namespace "
-                f"'{ns}': create it, or remove ARTIFACTS_PVC to have one created"
+                f"'{ns}': create it, or remove ARTIFACTS_PVC ({instead})"
             )
         body = objects.build_artifacts_claim(project, self.settings)
         # A server-side dry run shows what admission makes of the claim: with no default
@@ -281,28 +294,52 @@ class KubernetesExecutor:
         )
         self._wait_for_claim(name)
 
+    def _check_access_mode(self, name: str, claim: Any) -> None:
+        """A named claim's access mode is trusted; say so when its volume does not offer
+        the ReadWriteMany it was named with (its pods would wait in Multi-Attach)."""
+        if self.storage.access_mode != "ReadWriteMany" or claim.status.phase != "Bound":
+            return
+        modes = claim.status.access_modes or []
+        if "ReadWriteMany" not in modes:
+            log.warning(
+                "claim_not_read_write_many",
+                claim=name,
+                access_modes=modes,
+                detail="ARTIFACTS_PVC_ACCESS_MODE = ReadWriteMany, but the claim's volume "
+                "does not offer it: pods on two nodes would wait in Multi-Attach",
+            )
+
     def _wait_for_claim(self, name: str) -> None:
         """Return once the claim is Bound (or will bind with its first pod); else fail
-        with the provisioner's message instead of leaving every stage pod Pending."""
+        with the binder's or provisioner's message instead of leaving every stage pod
+        Pending: within seconds when it says the claim never will (no volume to bind, a
+        StorageClass that does not exist: podstatus.claim_problem), else after
+        CLAIM_BIND_SECONDS."""
         ns = self.namespace
         deadline = time.monotonic() + CLAIM_BIND_SECONDS
-        for event in streams.Stream(
-            "watch persistentvolumeclaims",
-            ns,
-            self.core.list_namespaced_persistent_volume_claim,
-            ns,
-            field_selector=f"metadata.name={name}",
-            timeout_seconds=CLAIM_BIND_SECONDS,
-        ):
-            if event["object"].status.phase == "Bound":
-                return
+        while True:
+            claim: Any = None  # each watch starts with the claim as it is now
+            for event in streams.Stream(
+                "watch persistentvolumeclaims",
+                ns,
+                self.core.list_namespaced_persistent_volume_claim,
+                ns,
+                field_selector=f"metadata.name={name}",
+                timeout_seconds=CLAIM_CHECK_SECONDS,
+            ):
+                claim = event["object"]
+                if claim.status.phase == "Bound":
+                    return
+            events = logs.events_of(self, name)
+            if any(e.reason == "WaitForFirstConsumer" for e in events):
+                return  # binding mode WaitForFirstConsumer: the first stage pod binds it
+            problem = podstatus.claim_problem(name, claim, events)
+            if problem is not None and problem.permanent:
+                raise ClusterError(problem.reason)
             if time.monotonic() > deadline:
                 break
-            if any(e.reason == "WaitForFirstConsumer" for e in logs.events_of(self, name)):
-                return  # binding mode WaitForFirstConsumer: the first stage pod binds it
-        warnings = [e.message for e in logs.events_of(self, name) if e.type == "Warning"]
-        detail = warnings[-1] if warnings else "no event explains why"
+        detail = problem.reason if problem is not None else f"artifacts claim '{name}' is Pending"
         raise ClusterError(
-            f"artifacts claim '{name}' is not bound after {CLAIM_BIND_SECONDS}s: {detail}; "
-            "check the StorageClass, or name a working claim in ARTIFACTS_PVC"
+            f"{detail}; not bound after {CLAIM_BIND_SECONDS}s: check the StorageClass, or "
+            "name a working claim in ARTIFACTS_PVC"
         )

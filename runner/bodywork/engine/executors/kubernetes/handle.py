@@ -1,8 +1,9 @@
 """The Kubernetes executor's per-stage state and the timings every part shares.
 
 A `KubeHandle` is what `start` hands back and `wait`/`stop`/`check`/`rollback` take: the
-stage, its object name, its log tail and log followers, and for a service what a rollback
-needs (the previous pod template and replica count, whether the Service is new).
+stage, its object name, its log tail and log followers, for a service what a rollback
+needs (the previous pod template and replica count, whether the Service is new), and what
+`volumes.check` remembers between its reads of a stuck pod's events.
 `stage_result` turns a handle into the StageResult the engine records.
 """
 
@@ -22,6 +23,8 @@ LOG_TAIL_LINES = 500  # kept for the failure report and the run record (size-cap
 WAIT_GRACE_SECONDS = 60  # beyond a stage's backstop before the controller gives up
 INFORMER_SYNC_SECONDS = 30
 CLAIM_BIND_SECONDS = 120  # dynamic provisioning takes seconds; two minutes means it won't
+CLAIM_CHECK_SECONDS = 5  # a Pending claim's events are read this often while it binds
+VOLUME_CHECK_SECONDS = 2.0  # how often the events of a pod stuck on its volumes are read
 WAKE_SECONDS = 5.0  # re-check deadlines at least this often while waiting for events
 FOLLOWER_DRAIN_SECONDS = 5.0  # for a finished pod's last log lines
 
@@ -40,6 +43,11 @@ class KubeHandle:
     created_service: bool = False
     rolled_back: bool = False
     last_failure: str = ""
+    # Pods created but not starting for their volumes (volumes.check): when their events are
+    # read next, the causes already shown, and the latest problem waited for.
+    volumes_checked_at: float = 0.0
+    volume_causes_shown: set[str] = field(default_factory=set)
+    volume_waiting: Any = None  # a podstatus.VolumeProblem
 
 
 def stage_result(

@@ -8,7 +8,9 @@ MAX_STARTUP_TIME_SECONDS; a failed service is rolled back to its previous templa
 deleted with its new Service if it had none (`rollback`). A pod the API refuses for good
 (the Deployment's ReplicaFailure condition, podstatus.deployment_refusal) fails the
 rollout at once with the reason and the fix, and is rolled back the same way; a refusal
-that may pass (a quota full now) is shown once and waited for.
+that may pass (a quota full now) is shown once and waited for; so is a pod that cannot
+start for its volumes (volumes.check: Multi-Attach, FailedMount, a claim that will not bind).
+A service with REPLICAS > 1 spreads its pods across nodes when it can (objects.storage).
 """
 
 from __future__ import annotations
@@ -21,8 +23,13 @@ import structlog
 from bodywork.core import deadlines, objects
 from bodywork.core.plan import StageSpec
 from bodywork.core.results import FAILED, STOPPED, SUCCEEDED, TIMED_OUT, StageResult
-from bodywork.engine.executors.kubernetes import logs
-from bodywork.engine.executors.kubernetes.handle import WAKE_SECONDS, KubeHandle, stage_result
+from bodywork.engine.executors.kubernetes import logs, volumes
+from bodywork.engine.executors.kubernetes.handle import (
+    VOLUME_CHECK_SECONDS,
+    WAKE_SECONDS,
+    KubeHandle,
+    stage_result,
+)
 from bodywork.k8s import kube, podstatus, refusals
 
 if TYPE_CHECKING:
@@ -115,10 +122,14 @@ def wait(ex: KubernetesExecutor, handle: KubeHandle) -> StageResult:
             (r for r in (podstatus.fatal_pod_reason(p, crash_is_fatal=True) for p in pods) if r),
             None,
         )
+        if failure is None:  # a pod that exists but whose volumes never attach, mount or bind
+            problem = volumes.check(ex, handle, pods)
+            failure = problem.reason if problem is not None and problem.permanent else None
         if failure is None and time.monotonic() >= deadline:
-            failure = (
+            failure = volumes.while_waiting(
                 f"not ready after {backstop}s (MAX_INSTALL_TIME_SECONDS + "
-                "MAX_STARTUP_TIME_SECONDS + grace)"
+                "MAX_STARTUP_TIME_SECONDS + grace)",
+                handle,
             )
             status = TIMED_OUT
         else:
@@ -129,7 +140,9 @@ def wait(ex: KubernetesExecutor, handle: KubeHandle) -> StageResult:
             logs.report_events(ex, handle, pods)
             rolled = rollback(ex, handle)
             return stage_result(handle, status, 1, f"{failure}; {rolled}")
-        seen = ex.changes.wait(seen, min(deadline - time.monotonic(), WAKE_SECONDS))
+        # Events change no pod: while a pod waits on its volumes, read them every few seconds.
+        wake = VOLUME_CHECK_SECONDS if volumes.stuck(pods) else WAKE_SECONDS
+        seen = ex.changes.wait(seen, min(deadline - time.monotonic(), wake))
 
 
 def service_url(ex: KubernetesExecutor, handle: KubeHandle) -> str:
