@@ -195,6 +195,26 @@ def test_render_of_a_good_project_prints_only_yaml_with_controller_and_stages(
     assert docs[2]["metadata"]["labels"][objects.RUN_LABEL] == RUN_ID
 
 
+def test_a_deploy_time_s3_backend_reaches_the_cronjob_and_the_stage_objects(
+    no_cluster_env, make_repo
+):
+    """`--artifacts-url` on the command line is what the scheduled controller is told, and
+    what the stage objects are rendered with: no artifacts claim."""
+    repo = make_repo({"bodywork.ini": project_ini("train"), **batch_stage("train", "pass\n")})
+    done = bodywork(
+        no_cluster_env, "render", str(repo), "--schedule", "0 3 * * *",
+        "--artifacts-url", "s3://team-bucket/models", "--artifacts-s3-secret", "s3-creds",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    docs = list(yaml.safe_load_all(done.stdout))
+    assert "PersistentVolumeClaim" not in [d["kind"] for d in docs]
+    cron_args = docs[0]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert cron_args[cron_args.index("--artifacts-url") + 1] == "s3://team-bucket/models"
+    assert cron_args[cron_args.index("--artifacts-s3-secret") + 1] == "s3-creds"
+    bad = bodywork(no_cluster_env, "render", str(repo), "--artifacts-url", "https://x")
+    assert bad.returncode == 2 and "--artifacts-url: must be s3://bucket" in bad.stderr
+
+
 def test_render_with_a_schedule_prints_a_cronjob_and_no_controller_job(no_cluster_env, make_repo):
     """`render --schedule` swaps the controller Job for a batch/v1 CronJob."""
     repo = make_repo({"bodywork.ini": project_ini("train"), **batch_stage("train", "pass\n")})

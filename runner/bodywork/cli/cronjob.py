@@ -83,6 +83,7 @@ def register(commands: SubParsers) -> None:
     settings.add_image(sub)
     settings.add_local_git_auth(sub)
     settings.add_git_secrets(sub)
+    settings.add_artifacts_backend(sub)
     for action, text in (
         ("list", "scheduled runs"),
         ("delete", "remove a schedule"),

@@ -74,9 +74,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from bodywork.core import objects
-    from bodywork.engine import deploy
-    from bodywork.k8s import cronjobs
+    # core.render, not engine.deploy: without --dry-run server no cluster is involved, and
+    # the Kubernetes client (0.2-0.4 s to import) is imported only for the dry run.
+    from bodywork.core import objects, render
 
     the_plan = settings.load_plan(args, run_id=args.run_id)
     run_settings = objects.RunSettings(
@@ -86,15 +86,20 @@ def cmd_render(args: argparse.Namespace) -> int:
         git_ssh_secret=args.git_ssh_secret,
         git_token_secret=args.git_token_secret,
     )
+    run_settings = settings.with_artifacts_backend(run_settings, args)
     run = settings.controller_run(args, the_plan, scheduled=bool(args.schedule))
     api = settings.api_client() if args.dry_run == "server" else None
-    version = cronjobs.api_version(api) if api is not None and args.schedule else "batch/v1"
-    docs = deploy.render(the_plan, run_settings, run, args.schedule, version)
+    version = "batch/v1"
+    if api is not None and args.schedule:
+        from bodywork.k8s import cronjobs
+
+        version = cronjobs.api_version(api)
+    docs = render.render(the_plan, run_settings, run, args.schedule, version)
     if api is not None:
         for doc in docs:
             server_dry_run(api, doc)
         print(f"# server dry run: all {len(docs)} objects accepted", file=sys.stderr)
-    sys.stdout.write(deploy.to_yaml(docs))
+    sys.stdout.write(render.to_yaml(docs))
     return 0
 
 
@@ -201,6 +206,7 @@ def register(commands: SubParsers) -> None:
     sub.add_argument("--watch", action="store_true", help="follow the run; exit with its result")
     settings.add_git_secrets(sub)
     sub.add_argument("--resume", metavar="RUN", help="rerun a failed run from its failed step")
+    settings.add_artifacts_backend(sub)
     sub.set_defaults(handler=cmd_deploy)
 
     sub = settings.add_namespace(
@@ -218,6 +224,7 @@ def register(commands: SubParsers) -> None:
         help="server: also have the API server validate every object",
     )
     settings.add_git_secrets(sub)
+    settings.add_artifacts_backend(sub)
     sub.set_defaults(handler=cmd_render)
 
     sub = settings.add_namespace(
@@ -242,4 +249,5 @@ def register(commands: SubParsers) -> None:
         help="create/update Secret NAME from a KEY=VALUE file",
     )
     settings.add_git_secrets(sub)
+    settings.add_artifacts_backend(sub)
     sub.set_defaults(handler=cmd_bootstrap)

@@ -5,6 +5,10 @@ never f-strings, and never carry secret values. `--log-format auto` (the default
 JSON, one object per line with `event`, `level` and an ISO `timestamp`, when stderr is not
 a terminal (a pod's log, a pipe, a file), and the console format, coloured, when it is.
 `console` and `json` force one or the other.
+
+structlog is imported by `configure_logging`, not by this module: importing it costs a command
+40-80 ms (it pulls in asyncio), so `bodywork validate`, which logs nothing, never loads it
+(`bodywork.cli.main` skips the set-up for a command registered with `logs=False`).
 """
 
 from __future__ import annotations
@@ -12,8 +16,6 @@ from __future__ import annotations
 import logging
 import sys
 from typing import TextIO
-
-import structlog
 
 LOG_FORMATS = ("auto", "console", "json")
 
@@ -39,6 +41,8 @@ def wants_json(log_format: str, stream: TextIO | None = None) -> bool:
 def configure_logging(
     level: str = "info", json: bool = False, stream: TextIO | None = None
 ) -> None:
+    import structlog
+
     out = stream or sys.stderr
     processors: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,

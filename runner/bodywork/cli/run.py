@@ -93,39 +93,107 @@ def _tell(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
+# A reason may be any size (a stage's last line, uv's whole explanation): what is printed of
+# it keeps its first and last lines, each held to a width, and says how much was cut.
+REASON_HEAD_LINES = 6
+REASON_TAIL_LINES = 6
+REASON_LINE_CHARS = 500  # of one line of a reason (the error line, the log tail: 1000)
+TABLE_DETAIL_CHARS = 200  # the summary table's DETAIL column: one line
+
+
+def cap_line(line: str, limit: int = REASON_LINE_CHARS) -> str:
+    """`line` if it fits `limit`, else its start and end around a note of what was cut."""
+    if len(line) <= limit:
+        return line
+    keep_head, keep_tail = (limit * 3) // 5, limit // 5
+    cut = len(line) - keep_head - keep_tail
+    return f"{line[:keep_head]} [… {cut} characters cut …] {line[-keep_tail:]}"
+
+
+def cap_reason(reason: str) -> str:
+    """A reason for printing: its first and last lines (each capped), and how many were cut."""
+    lines = [cap_line(line) for line in reason.splitlines()]
+    if len(lines) > REASON_HEAD_LINES + REASON_TAIL_LINES:
+        cut = len(lines) - REASON_HEAD_LINES - REASON_TAIL_LINES
+        lines = [*lines[:REASON_HEAD_LINES], f"[… {cut} lines cut …]", *lines[-REASON_TAIL_LINES:]]
+    return "\n".join(lines)
+
+
+def table_detail(reason: str) -> str:
+    """A reason as one line of the summary table (the error line below has the rest)."""
+    lines = reason.splitlines()
+    first = cap_line(lines[0], TABLE_DETAIL_CHARS) if lines else ""
+    return first + (f" [+{len(lines) - 1} line(s)]" if len(lines) > 1 else "")
+
+
 def report(outcome: results.RunOutcome) -> None:
-    """Print the run summary; on failure, the failed stage's last lines, then raise."""
+    """Print the run summary; on failure, the failed stage's last lines, then raise. Reasons
+    are capped for printing (`cap_reason`); the outcome itself keeps them whole."""
+    import dataclasses
+
     from bodywork.core import results
 
-    print(results.format_summary(outcome), flush=True)
+    def shown(result: results.StageResult) -> results.StageResult:
+        return dataclasses.replace(result, reason=table_detail(result.reason))
+
+    print(
+        results.format_summary(
+            dataclasses.replace(
+                outcome,
+                results=[shown(r) for r in outcome.results],
+                on_failure=shown(outcome.on_failure) if outcome.on_failure else None,
+            )
+        ),
+        flush=True,
+    )
     failed = outcome.failed_result
     if failed is None:
         return
     if failed.log_tail:
         print(f"--- last lines of {failed.stage} ---", file=sys.stderr)
-        print("\n".join(failed.log_tail[-20:]), file=sys.stderr, flush=True)
-    raise StageFailed(f"stage '{failed.stage}' {failed.status}: {failed.reason}", outcome.results)
+        tail = [cap_line(line, 2 * REASON_LINE_CHARS) for line in failed.log_tail[-20:]]
+        print("\n".join(tail), file=sys.stderr, flush=True)
+    raise StageFailed(
+        f"stage '{failed.stage}' {failed.status}: {cap_reason(failed.reason)}", outcome.results
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the workflow here. Exit codes beyond the errors': 130 on Ctrl-C or SIGTERM, 129
     on SIGHUP, 141 when stdout's reader went away; every stage is stopped in each case."""
-    from bodywork.engine import controller, localsecrets, workflow
+    from bodywork.engine import controller, locallock, localproject, localsecrets, workflow
     from bodywork.engine.executors.local import LocalExecutor
 
     stopper = RunStopper()
     stopper.install()  # `kill` and a closed terminal clean up like Ctrl-C
     executor: LocalExecutor | None = None
+    lock: locallock.ProjectLock | None = None
     try:
+        parallel = settings.max_parallel(args, dict(os.environ))  # a typo costs no fetch
+        backend = settings.artifacts_backend(args)  # --artifacts-url, checked before a fetch
         the_plan = settings.load_plan(args)
         secrets_file = Path(args.secrets_file) if args.secrets_file else None
         stage_secrets = localsecrets.resolve(the_plan, os.environ, secrets_file)
         # Stages fetch the same URL, so they get the same credentials (as paths and env).
         stage_env = settings.git_auth_env(args) or os.environ
         home = settings.default_home(dict(os.environ))
+        # One run of a project at a time (its identity: name and repository), else exit 6.
+        run_dir = home / "runs" / the_plan.run_id
+        lock = locallock.ProjectLock(
+            home, localproject.identity_of(the_plan), the_plan.run_id, run_dir
+        )
+        lock.acquire(wait=args.wait_for_lock, on_wait=_tell)
         printer = output.stage_printer(the_plan, on_closed=stopper.output_closed)
-        executor = LocalExecutor(printer, home, stage_env, stage_secrets=stage_secrets)
-        outcome = workflow.run_workflow(the_plan, executor)
+        executor = LocalExecutor(
+            printer,
+            home,
+            stage_env,
+            stage_secrets=stage_secrets,
+            held_fds=lock.inheritable_fds(),
+            artifacts_url=backend["artifacts_url"],
+            artifacts_s3_endpoint_url=backend["artifacts_s3_endpoint_url"],
+        )
+        outcome = workflow.run_workflow(the_plan, executor, max_parallel=parallel)
         controller.send_webhook(the_plan, outcome)
         report(outcome)
         services = executor.running_services()
@@ -151,6 +219,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         stopper.stopping = True  # a signal now would cut the clean-up short: ignored
         if executor is not None:
             executor.close()
+        if lock is not None:
+            lock.release()
         output.settle(sys.stdout)  # a reader gone: no error at exit, no code 120
         output.settle(sys.stderr)
 
@@ -223,6 +293,7 @@ def cmd_workflow(args: argparse.Namespace) -> int:
         git_ssh_secret=args.git_ssh_secret,
         git_token_secret=args.git_token_secret,
     )
+    run_settings = settings.with_artifacts_backend(run_settings, args)
     trigger = args.trigger or os.environ.get(envnames.TRIGGER) or "manual"
     printer = output.stage_printer(the_plan)
     outcome = controller.run_in_cluster(
@@ -233,11 +304,9 @@ def cmd_workflow(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    import tempfile
-
     from bodywork.core import config
     from bodywork.core.errors import ConfigError
-    from bodywork.engine import gitsource
+    from bodywork.engine import confinement, gitsource
 
     def summarise(project: config.ProjectConfig) -> int:
         for warning in project.warnings:
@@ -251,6 +320,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     try:
         if gitsource.is_url(args.source):
+            import tempfile  # with shutil: only a URL needs a checkout
+
             env = settings.git_auth_env(args)
             source = gitsource.resolve(
                 args.source, args.branch, warn=lambda m: None, project_dir=args.project_dir, env=env
@@ -260,9 +331,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 name = gitsource.project_fallback_name(source)
                 return summarise(config.load_project(root, name, strict=args.strict))
         # A local path is validated as it is on disk, so mistakes show up before a commit.
+        top = confinement.repo_root_of(Path(args.source))
+        confinement.check_local_project_dir(Path(args.source), args.project_dir, top)
         root = Path(args.source) / args.project_dir
         if not root.is_dir():
             raise BodyworkError(f"{root} is not a directory")
+        confinement.refuse_links_leaving(root, top)
         return summarise(config.load_project(root, root.resolve().name, strict=args.strict))
     except ConfigError as exc:
         for problem in exc.problems:
@@ -288,6 +362,22 @@ def register(commands: SubParsers) -> None:
         help="values for the stages' [secrets]: an ini file, one [secret-name] section per "
         "Secret (default: the variables of your environment)",
     )
+    run.add_argument(
+        "--max-parallel",
+        type=int,
+        default=None,
+        metavar="N",
+        help="start at most N stages of a step at once, the others as slots free (a service "
+        f"frees its slot once ready; env {settings.MAX_PARALLEL_ENV}; default: the CPUs + 4, "
+        "at most 32)",
+    )
+    run.add_argument(
+        "--wait-for-lock",
+        action="store_true",
+        help="if another `bodywork run` of this project is running, wait for it to end "
+        "instead of exiting with code 6",
+    )
+    settings.add_artifacts_backend(run, local=True)
     run.set_defaults(handler=cmd_run)
 
     flow = commands.add_parser(
@@ -324,6 +414,7 @@ def register(commands: SubParsers) -> None:
         help="class of a created artifacts PVC (default: the cluster default)",
     )
     settings.add_git_secrets(flow)
+    settings.add_artifacts_backend(flow)
     flow.set_defaults(handler=cmd_workflow)
 
 
@@ -336,6 +427,6 @@ def register_checks(commands: SubParsers) -> None:
         action="store_true",
         help="unknown keys and sections are errors, not warnings",
     )
-    validate.set_defaults(handler=cmd_validate)
+    validate.set_defaults(handler=cmd_validate, logs=False)  # it prints; it never logs
 
     commands.add_parser("stage", help="run one stage (what every stage pod runs)", add_help=False)

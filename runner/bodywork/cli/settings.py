@@ -73,6 +73,44 @@ def _usable_home(home: Path, what: str) -> Path:
     return home
 
 
+MAX_PARALLEL_ENV = "BODYWORK_MAX_PARALLEL"
+MAX_PARALLEL_BOUND = 1024  # a stage is two processes at least: more is a typo
+
+
+def default_max_parallel() -> int:
+    """How many stages of a step `bodywork run` starts at once by default: the usable CPUs
+    plus 4, at most 32 (ThreadPoolExecutor's rule for work that is partly waiting: a stage
+    fetches and installs before it computes). Each stage is a bootstrapper and its module,
+    so a 200-stage step no longer starts 400 processes at once."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return min(32, cpus + 4)
+
+
+def max_parallel(args: argparse.Namespace, env: dict[str, str]) -> int:
+    """--max-parallel, else BODYWORK_MAX_PARALLEL, else `default_max_parallel()`; a whole
+    number from 1 to MAX_PARALLEL_BOUND (else a UsageError naming where it came from)."""
+    chosen: int | None = getattr(args, "max_parallel", None)
+    if chosen is not None:
+        where, text = "--max-parallel", str(chosen)
+    elif env.get(MAX_PARALLEL_ENV):
+        where, text = MAX_PARALLEL_ENV, env[MAX_PARALLEL_ENV]
+    else:
+        return default_max_parallel()
+    try:
+        value = int(text.strip())
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_PARALLEL_BOUND:
+        raise UsageError(
+            f"{where} {text!r}: give how many stages of a step may run at once, a whole number "
+            f"from 1 to {MAX_PARALLEL_BOUND} (default: {default_max_parallel()} here)"
+        )
+    return value
+
+
 def default_namespace() -> str:
     """In a pod, its own namespace; elsewhere 'default'."""
     from bodywork.k8s import kube
@@ -192,6 +230,7 @@ def controller_run(
 
     if scheduled:
         check_schedule(args.schedule)
+    backend = artifacts_backend(args)
     return objects.ControllerRun(
         repo=args.source if gitsource.is_url(args.source) else the_plan.source.repo_url,
         branch=args.branch if scheduled else the_plan.source.commit,
@@ -201,6 +240,11 @@ def controller_run(
         webhook_secret=the_plan.webhook_url_secret,
         git_ssh_secret=args.git_ssh_secret,
         git_token_secret=args.git_token_secret,
+        # The deploy-time artifacts backend travels to the controller in its arguments.
+        artifacts_url=backend.get("artifacts_url"),
+        artifacts_s3_endpoint_url=backend.get("artifacts_s3_endpoint_url"),
+        artifacts_s3_secret=backend.get("artifacts_s3_secret"),
+        artifacts_pvc_access_mode=backend.get("artifacts_pvc_access_mode"),
     )
 
 
@@ -299,12 +343,15 @@ def add_output(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")
 
 
-def add_pull_policy(sub: argparse.ArgumentParser) -> None:
-    from bodywork.core import objects
+# core.objects.conventions' values, repeated so that building the parser (every command,
+# --help too) does not import the object builders; tests/unit/test_cli_startup.py keeps
+# them equal.
+DEFAULT_PULL_POLICY = "IfNotPresent"
+PULL_POLICIES = (DEFAULT_PULL_POLICY, "Always", "Never")
 
-    sub.add_argument(
-        "--image-pull-policy", default=objects.DEFAULT_PULL_POLICY, choices=objects.PULL_POLICIES
-    )
+
+def add_pull_policy(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--image-pull-policy", default=DEFAULT_PULL_POLICY, choices=PULL_POLICIES)
 
 
 def add_image(sub: argparse.ArgumentParser) -> None:
@@ -350,3 +397,66 @@ def add_git_secrets(sub: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="Secret with key token, for HTTPS repos (sent as a header, never in the URL)",
     )
+
+
+# The artifacts backend chosen at deploy time (a flag wins over the project's key):
+# (flag, RunSettings field, the schema key that checks it, only meaningful in a cluster).
+ARTIFACTS_FLAGS = (
+    ("--artifacts-url", "artifacts_url", "ARTIFACTS_URL", False),
+    (
+        "--artifacts-s3-endpoint-url",
+        "artifacts_s3_endpoint_url",
+        "ARTIFACTS_S3_ENDPOINT_URL",
+        False,
+    ),
+    ("--artifacts-s3-secret", "artifacts_s3_secret", "ARTIFACTS_S3_SECRET", True),
+    ("--artifacts-pvc-access-mode", "artifacts_pvc_access_mode", "ARTIFACTS_PVC_ACCESS_MODE", True),
+)
+_ARTIFACTS_HELP = {
+    "artifacts_url": "s3://bucket[/prefix]: keep artifacts in S3, under <prefix>/<project>/ "
+    "(overrides ARTIFACTS_URL)",
+    "artifacts_s3_endpoint_url": "S3 API endpoint for MinIO, Ceph, GCS (overrides "
+    "ARTIFACTS_S3_ENDPOINT_URL; default: AWS)",
+    "artifacts_s3_secret": "Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for the "
+    "bucket (overrides ARTIFACTS_S3_SECRET)",
+    "artifacts_pvc_access_mode": "ReadWriteOnce (RWO) or ReadWriteMany (RWX) for the "
+    "artifacts claim (overrides ARTIFACTS_PVC_ACCESS_MODE)",
+}
+
+
+def add_artifacts_backend(sub: argparse.ArgumentParser, local: bool = False) -> None:
+    """--artifacts-url and its endpoint; in a cluster also the Secret and the access mode."""
+    for flag, dest, _, cluster_only in ARTIFACTS_FLAGS:
+        if not (local and cluster_only):
+            sub.add_argument(flag, dest=dest, default=None, help=_ARTIFACTS_HELP[dest])
+
+
+def artifacts_backend(args: argparse.Namespace) -> dict[str, str | None]:
+    """The artifacts flags given, checked by the project keys' own rules: RunSettings
+    fields (or LocalExecutor arguments) by name."""
+    from bodywork.core.config import schema
+
+    chosen: dict[str, str | None] = {}
+    for flag, dest, key, _ in ARTIFACTS_FLAGS:
+        if not hasattr(args, dest):
+            continue
+        raw = getattr(args, dest)
+        if raw is None:
+            chosen[dest] = None
+            continue
+        try:
+            chosen[dest] = getattr(schema, key).parse(raw)
+        except ValueError as exc:
+            raise UsageError(f"{flag}: {exc}") from None
+    return chosen
+
+
+def with_artifacts_backend(
+    run_settings: objects.RunSettings, args: argparse.Namespace
+) -> objects.RunSettings:
+    """`run_settings` with the artifacts flags given (objects.with_project_storage later
+    lets each win over the project's own key)."""
+    import dataclasses
+
+    chosen = {k: v for k, v in artifacts_backend(args).items() if v is not None}
+    return dataclasses.replace(run_settings, **chosen)  # type: ignore[arg-type]

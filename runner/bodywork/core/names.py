@@ -16,6 +16,7 @@ import re
 MAX_NAME_LENGTH = 63  # DNS-1123 label limit, the tightest Kubernetes applies to our objects
 HASH_LENGTH = 8  # hex chars of sha256 appended when a name is cut: 2**32 makes collisions moot
 _INVALID = re.compile(r"[^a-z0-9-]+")
+_DASHES = re.compile(r"-{2,}")
 _NAME_CHAR = re.compile(r"[a-zA-Z0-9-]")  # upper case is reported on its own
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -27,7 +28,7 @@ def k8s_name(text: str) -> str:
     letters); callers report that as a config problem.
     """
     name = _INVALID.sub("-", text.lower())
-    name = re.sub(r"-{2,}", "-", name).strip("-")
+    name = _DASHES.sub("-", name).strip("-")
     return name
 
 

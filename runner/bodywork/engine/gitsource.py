@@ -6,6 +6,9 @@ Local paths run their committed HEAD; uncommitted changes are reported, not sile
 Fetching a commit is the bootstrapper's `gitfetch`, shared so both sides fetch the same way;
 `ls-remote` runs through it too, so a server that accepts the connection and then says nothing
 ends in one line naming it (BODYWORK_GIT_STALL_SECONDS) instead of a silent wait.
+A local repository is read with the git executable too (`rev-parse`, `status`): three short
+processes, and no git library to import before a command can start. A repository another
+user owns, which git refuses to read ("dubious ownership"), is named with the fix.
 """
 
 from __future__ import annotations
@@ -15,14 +18,18 @@ import re
 import urllib.parse
 from collections.abc import Callable, Mapping
 from pathlib import Path
-
-import git
-from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from typing import TYPE_CHECKING
 
 from bodywork.core.errors import GitSourceError, UsageError
 from bodywork.core.plan import Source
-from bodywork_bootstrap import gitfetch
+from bodywork.engine import confinement
 from bodywork_bootstrap.redaction import redact
+
+if TYPE_CHECKING:
+    import subprocess
+
+# gitfetch (subprocess, selectors, threads: ~15 ms) is imported by the functions that run git,
+# so `bodywork validate PATH`, which only asks `is_url`, starts without it.
 
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 _SHORT_SHA = re.compile(r"^[0-9a-f]{7,39}$")
@@ -48,6 +55,8 @@ class _LsRemoteFailed(Exception):
 
 
 def _git_error_reason(stderr: str, url: str | None = None) -> str:
+    from bodywork_bootstrap import gitfetch
+
     explained = gitfetch.explain_auth_failure(stderr, url)
     if explained:
         return explained
@@ -59,15 +68,26 @@ def _is_transient(exc: BaseException) -> bool:
     return isinstance(exc, _LsRemoteFailed) and bool(_TRANSIENT.search(exc.stderr))
 
 
-@retry(
-    retry=retry_if_exception(_is_transient),
-    stop=stop_after_attempt(LS_REMOTE_ATTEMPTS),
-    wait=wait_exponential_jitter(multiplier=0.5, max=4),
-    reraise=True,
-)
 def _ls_remote(url: str, *patterns: str, env: Mapping[str, str] | None = None) -> str:
+    """`git ls-remote URL PATTERNS`, retried on a transient failure (tenacity, imported
+    only when a URL is read); see `_ls_remote_once`."""
+    from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+    retrying = Retrying(
+        retry=retry_if_exception(_is_transient),
+        stop=stop_after_attempt(LS_REMOTE_ATTEMPTS),
+        wait=wait_exponential_jitter(multiplier=0.5, max=4),
+        reraise=True,
+    )
+    listing: str = retrying(_ls_remote_once, url, *patterns, env=env)
+    return listing
+
+
+def _ls_remote_once(url: str, *patterns: str, env: Mapping[str, str] | None = None) -> str:
     """`git ls-remote URL PATTERNS`, held to gitfetch's stall bound: a server that accepts
     the connection and says nothing is GitStalled (not retried), with git killed."""
+    from bodywork_bootstrap import gitfetch
+
     merged = {**os.environ, **(env or {})}
     git_vars = {k: v for k, v in gitfetch.git_env(env, url=url).items() if k.startswith("GIT_")}
     done = gitfetch.run_git(
@@ -84,6 +104,8 @@ def _ls_remote(url: str, *patterns: str, env: Mapping[str, str] | None = None) -
 
 def resolve_remote(url: str, ref: str | None, env: Mapping[str, str] | None = None) -> Source:
     """`env`: where git credentials come from (see gitfetch.git_env); default os.environ."""
+    from bodywork_bootstrap import gitfetch
+
     if ref and _FULL_SHA.match(ref):
         return Source(repo_url=url, commit=ref, ref=ref)
     if ref and _SHORT_SHA.match(ref):
@@ -120,33 +142,86 @@ def resolve_remote(url: str, ref: str | None, env: Mapping[str, str] | None = No
     )
 
 
-def resolve_local(path: Path, ref: str | None, warn: Callable[[str], None]) -> Source:
+_DUBIOUS = re.compile(r"dubious ownership in repository at '([^']+)'")
+NOT_A_REPO = (
+    "{path} is not inside a git repository: Bodywork runs committed code, so "
+    "`git init && git add -A && git commit -m 'first'` first"
+)
+
+
+def _git_here(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`git ARGS` in the local repository at `cwd`, its messages in English so they parse.
+    The repository is on this machine: no server, so no stall bound is needed."""
+    from bodywork_bootstrap import gitfetch
+
+    env = {**os.environ, "LANGUAGE": "C", "LC_ALL": "C"}
     try:
-        repo = git.Repo(path, search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        raise GitSourceError(
-            f"{path} is not inside a git repository: Bodywork runs committed code, so "
-            "`git init && git add -A && git commit -m 'first'` first"
-        ) from None
-    top = Path(repo.working_tree_dir or path).resolve()
+        return gitfetch.run_git(args, cwd, env)
+    except gitfetch.FetchError as exc:  # git is not installed
+        raise GitSourceError(str(exc)) from exc
+
+
+def dubious_ownership(stderr: str, path: Path) -> GitSourceError | None:
+    """git refuses a repository another user owns ("detected dubious ownership", git 2.35.2
+    on): the error naming the repository and the fix, or None when git said something else.
+    A local run reads the working tree and then fetches from its git directory, and git
+    checks each: both need the exception when the git directory is `.git` inside it."""
+    match = _DUBIOUS.search(stderr)
+    if match is None and "dubious ownership" not in stderr:
+        return None
+    where = Path(match.group(1)) if match else path.resolve()
+    trusted = [where]
+    if where.name != ".git" and (where / ".git").is_dir():
+        trusted.append(where / ".git")
+    elif where.name == ".git":
+        trusted.insert(0, where.parent)
+    fix = " && ".join(f"git config --global --add safe.directory {p}" for p in trusted)
+    return GitSourceError(
+        f"git refuses to read the repository at {where}: it is owned by another user "
+        f"(git: detected dubious ownership). If you trust it, run `{fix}`, or run Bodywork "
+        "as the user who owns it"
+    )
+
+
+def _git_failure(done: subprocess.CompletedProcess[str], path: Path) -> GitSourceError | None:
+    return dubious_ownership(done.stderr, path) if done.returncode != 0 else None
+
+
+def resolve_local(path: Path, ref: str | None, warn: Callable[[str], None]) -> Source:
+    here = path if path.is_dir() else path.parent
+    wanted = ref or "HEAD"
+    # One process: the working tree's root, then the commit (nothing when it is not one).
+    found = _git_here(
+        ["rev-parse", "--show-toplevel", "--verify", "--quiet", "--end-of-options",
+         f"{wanted}^{{commit}}"],
+        here,
+    )  # fmt: skip
+    if (refused := _git_failure(found, path)) is not None:
+        raise refused
+    lines = found.stdout.splitlines()
+    if not lines or (found.returncode != 0 and len(lines) != 1):
+        raise GitSourceError(NOT_A_REPO.format(path=path))
+    top = Path(lines[0]).resolve()
     project_dir = path.resolve().relative_to(top).as_posix()
     project_dir = "" if project_dir == "." else project_dir
-    try:
-        commit = repo.commit(ref or "HEAD").hexsha
-    except (git.BadName, ValueError):
+    commit = lines[1].strip() if len(lines) > 1 else ""
+    if found.returncode != 0 or not _FULL_SHA.match(commit):
         what = f"'{ref}'" if ref else "HEAD"
         raise GitSourceError(
             f"{what} is not a commit in {top}" + ("" if ref else ": the repository has no commits")
-        ) from None
+        )
     if ref is None:
         scope = [project_dir] if project_dir else []
-        changed = repo.git.status("--porcelain", "--", *scope).splitlines()
+        status = _git_here(["status", "--porcelain", "--", *scope], top)
+        if (refused := _git_failure(status, path)) is not None:
+            raise refused
+        changed = status.stdout.splitlines()
         if changed:
             warn(
                 f"{len(changed)} uncommitted change(s) in {path} are NOT part of this run, "
                 f"which runs the last commit {commit[:12]}: commit them to include them"
             )
-    return Source(repo_url=top.as_uri(), commit=commit, ref=ref or "HEAD", project_dir=project_dir)
+    return Source(repo_url=top.as_uri(), commit=commit, ref=wanted, project_dir=project_dir)
 
 
 def refuse_embedded_credentials(url: str) -> None:
@@ -174,25 +249,37 @@ def resolve(
     `env` carries git credentials (gitfetch.git_env); default: this process's environment."""
     if is_url(location):
         refuse_embedded_credentials(location)
+        inside = confinement.project_dir_in_url_repo(project_dir)  # before any network call
         source = resolve_remote(location, ref, env)
-        return Source(source.repo_url, source.commit, source.ref, project_dir.strip("/"))
+        return Source(source.repo_url, source.commit, source.ref, inside)
     path = Path(location) / project_dir if project_dir else Path(location)
     if not path.exists():
         raise GitSourceError(f"{location} does not exist (expected a project path or git URL)")
+    if project_dir:
+        top = confinement.repo_root_of(Path(location))
+        confinement.check_local_project_dir(Path(location), project_dir, top)
     return resolve_local(path, ref, warn)
 
 
 def checkout(source: Source, dest: Path, env: Mapping[str, str] | None = None) -> Path:
     """Check out the pinned commit into `dest`; return the project root inside it."""
+    from bodywork_bootstrap import gitfetch
+
     try:
         gitfetch.fetch_commit(source.repo_url, source.commit, dest, env)
     except gitfetch.FetchError as exc:
+        if source.repo_url.startswith("file://"):  # git may refuse the local git directory
+            probe = _git_here(["ls-remote", source.repo_url, "HEAD"], dest.parent)
+            if (refused := _git_failure(probe, dest)) is not None:
+                raise refused from exc
         raise GitSourceError(str(exc)) from exc
     root = dest / source.project_dir
     if not root.is_dir():
         raise GitSourceError(
             f"'{source.project_dir}' does not exist in the repo at {source.commit[:12]}"
         )
+    # Before any file is read: a committed symlink pointing out would bring in other code.
+    confinement.refuse_links_leaving(root, dest)
     return root
 
 

@@ -42,6 +42,11 @@ from bodywork.core.config.schema import (
 )
 from bodywork.core.errors import Problem
 
+# A did-you-mean scans every name there is: asked for each of 10,000 stages missing among
+# 10,000 others, it made validation quadratic (2,000 of each took 7 s). Past this many in
+# one file, the problems are listed without a suggestion.
+MAX_SUGGESTIONS = 20
+
 
 def closest(word: str, options: Iterable[str]) -> str | None:
     """The option most like `word` (case-insensitively), if any is close."""
@@ -91,13 +96,18 @@ def ignored_section(
     ]
 
 
-def stage_dir(stage: str, dirs: Mapping[str, StageDir], line: int | None) -> Problem | None:
-    """A DAG stage needs a directory; suggest the closest one that holds a config.ini."""
+def stage_dir(
+    stage: str, dirs: Mapping[str, StageDir], line: int | None, suggest: bool = True
+) -> Problem | None:
+    """A DAG stage needs a directory; suggest (when `suggest`) the closest one that holds a
+    config.ini."""
     if stage in dirs:
         return None
-    candidates = [d for d, sd in dirs.items() if sd.config_ini is not None]
-    close = difflib.get_close_matches(stage, candidates or list(dirs), n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    hint = ""
+    if suggest:
+        candidates = [d for d, sd in dirs.items() if sd.config_ini is not None]
+        close = difflib.get_close_matches(stage, candidates or list(dirs), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
     return Problem(
         PROJECT_FILE,
         f"stage '{stage}' has no directory '{stage}/' in the project{hint}",
@@ -303,11 +313,14 @@ def k8s_names(
     return problems
 
 
-def module_path(raw: str, paths: Collection[str], too_many_files: bool) -> tuple[str, str | None]:
+def module_path(
+    raw: str, paths: Collection[str], too_many_files: bool, suggest: bool = True
+) -> tuple[str, str | None]:
     """A bodywork.yaml module path → (its normal form, what is wrong with it or None).
 
     It must be relative to the project root, written with '/', stay inside the project, name
-    a .py or .ipynb module, and be one of the project's files.
+    a .py or .ipynb module, and be one of the project's files (the closest of which is
+    suggested, when `suggest`, for one that is not).
     """
     path = raw.strip()
     if "\\" in path:
@@ -327,6 +340,8 @@ def module_path(raw: str, paths: Collection[str], too_many_files: bool) -> tuple
             f"'{path}' was not seen: the project has more than {MAX_PROJECT_FILES:,} files "
             "and Bodywork stops looking there; move data out of the repository"
         )
+    if not suggest:
+        return path, f"'{path}' does not exist in the project"
     modules = sorted(p for p in paths if p.endswith(MODULE_SUFFIXES))
     same_name = [p for p in modules if posixpath.basename(p) == posixpath.basename(path)]
     close = same_name or difflib.get_close_matches(path, modules, n=1, cutoff=0.6)
@@ -397,4 +412,21 @@ def gpus_given_twice(
         f"{resources_key} sets {GPU_RESOURCE} too: give the NVIDIA GPUs in one of them",
         key=key,
         line=line,
+    )
+
+
+def link_leaving_repo(path: str, target: str, into_git: bool = False) -> Problem:
+    """A symlink of the project whose target is outside the repository (absolute, or `..`
+    beyond its root), or inside Git's own folder: the run would read what the pinned commit
+    does not hold. `path`: the link, relative to the project root; `target`: as written."""
+    where = (
+        "into Git's own folder, which no commit holds"
+        if into_git
+        else "which leaves the repository"
+    )
+    return Problem(
+        path,
+        f"is a symlink to '{target}', {where}: Bodywork runs only what the pinned commit "
+        "holds, so commit the files themselves in place of the link (or point it at a path "
+        "inside the repository)",
     )

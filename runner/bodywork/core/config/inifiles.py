@@ -84,57 +84,113 @@ class _Fatal:
     option: str | None = None  # the key given twice (lower-cased, as configparser keeps it)
 
 
-def _scan(text: str) -> tuple[list[int], _Fatal | None]:
-    """What configparser (strict, our comment prefixes) would reject in `text`: the lines that
-    are neither a section, a key nor a continuation, and the first fatal error, if any.
+_SECTION = configparser.ConfigParser.SECTCRE  # configparser's own patterns, this Python's
+_OPTION = configparser.ConfigParser.OPTCRE
+_KEY_LINE = re.compile(r"^[^\s#;][^=:]*[=:]")
+_KEY_END = re.compile(r"[=:]")
+
+
+@dataclass
+class _Read:
+    """What configparser (strict, our comment prefixes, no interpolation, no [DEFAULT]) makes
+    of a text: the unparsable lines, the fatal error it stops at, and each section's keys
+    (lower-cased) with their raw values; plus our own line numbers (`lines`)."""
+
+    bad: list[int]
+    fatal: _Fatal | None
+    sections: dict[str, dict[str, list[str]]]  # by the name written, as configparser keeps them
+    defaults: dict[str, list[str]]  # a section named _NO_DEFAULT_SECTION: in every section
+    lines: Ini  # section and key lines, case-folded (sections and values left empty)
+    repeated: list[tuple[str, int]]  # a header line whose section (case-folded) came before
+
+
+def _read(text: str) -> _Read:
+    """One pass over `text` by configparser's own rules (its SECTCRE and OPTCRE, continuation
+    by indentation, blank lines kept inside a value, this Python's way of finding an inline
+    comment, where it stops), so configparser itself is never run.
 
     configparser collects unparsable lines by growing one message string a line at a time,
-    which takes time quadratic in their number (80,000 such lines took 40 s). This walks the
-    text once by configparser's own rules: its SECTCRE and OPTCRE, continuation by
-    indentation, this Python's way of finding an inline comment, and where it stops."""
-    bad: list[int] = []
-    section: str | None = None
-    has_option = False
+    which takes time quadratic in their number (80,000 such lines took 40 s), and costs a
+    10,000-stage project a third of its validation; tests/unit/test_ini_parity.py checks this
+    reads every text as configparser does."""
+    read = _Read([], None, {}, {}, Ini({}, {}, {}), [])
+    section: str | None = None  # configparser's current section name
+    values: dict[str, list[str]] | None = None  # ... and its keys
+    option: str | None = None  # the key a continuation line would extend
     indent_level = 0
     seen: set[str | tuple[str, str]] = set()  # sections and (section, key)s, as strict sees
+    current: str | None = None  # the section our line numbers are filed under
     for number, line in enumerate(text.split("\n"), 1):  # configparser splits on \n only
         stripped = line.strip()
-        if not stripped or stripped.startswith(_COMMENT_PREFIXES):
-            continue  # blank or a comment: configparser's state does not change
-        value = line[: _inline_cut(line)].strip()
+        if stripped.startswith("[") and "]" in stripped:
+            current = stripped[1 : stripped.index("]")].strip().lower()
+            if current in read.lines.section_lines:
+                read.repeated.append((current, number))
+            read.lines.section_lines.setdefault(current, number)
+        elif current and _KEY_LINE.match(line):
+            key = _KEY_END.split(line, maxsplit=1)[0].strip().lower()
+            read.lines.key_lines.setdefault((current, key), number)
+        if stripped.startswith(_COMMENT_PREFIXES):
+            continue  # a comment: configparser's state does not change
+        cut = _inline_cut(line) if "#" in line or ";" in line else None
+        value = line[:cut].strip()
         if not value:
+            # configparser keeps a blank line inside a value (joined, then right-stripped)
+            if cut is None and values is not None and option:
+                values[option].append("")
             continue
         match = _NONSPACE.search(line)
         indent = match.start() if match else 0
-        if section is not None and has_option and indent > indent_level:
-            continue  # a continuation of the value above
+        if values is not None and option and indent > indent_level:
+            values[option].append(value)  # a continuation of the value above
+            continue
         indent_level = indent
-        if (header := configparser.ConfigParser.SECTCRE.match(value)) is not None:
+        if (header := _SECTION.match(value)) is not None:
             name = header.group("header")
-            if name in seen:
-                return bad, _Fatal(number, section=name)
-            seen.add(name)
-            section, has_option = name, False
+            if name == _NO_DEFAULT_SECTION:
+                values = read.defaults  # configparser's default section: never "twice"
+            elif name in seen:
+                read.fatal = _Fatal(number, section=name)
+                return read
+            else:
+                seen.add(name)
+                values = read.sections.setdefault(name, {})
+            section, option = name, None
             continue
-        if section is None:
-            return bad, _Fatal(number)  # "needs a section header"
-        option = configparser.ConfigParser.OPTCRE.match(value)
-        if option is None:
-            bad.append(number)  # the key above, if any, is still the one continued
+        if values is None:
+            read.fatal = _Fatal(number)  # "needs a section header"
+            return read
+        found = _OPTION.match(value)
+        if found is None:
+            read.bad.append(number)  # the key above, if any, is still the one continued
             continue
-        key = option.group("option").rstrip().lower()
+        key = found.group("option").rstrip().lower()
         if not key:
-            bad.append(number)
+            read.bad.append(number)
         if (section, key) in seen:
-            return bad, _Fatal(number, section=section, option=key)
-        seen.add((section, key))
-        has_option = bool(key)
-    return bad, None
+            assert section is not None
+            read.fatal = _Fatal(number, section=section, option=key)
+            return read
+        seen.add((section, key))  # type: ignore[arg-type]
+        values[key] = [found.group("value").strip()]
+        option = key
+    return read
+
+
+def _scan(text: str) -> tuple[list[int], _Fatal | None]:
+    """What configparser would reject in `text`: the lines that are neither a section, a key
+    nor a continuation, and the first fatal error (a key before any section, a section or
+    key given twice), if any."""
+    read = _read(text)
+    return read.bad, read.fatal
+
+
+def _joined(raw: list[str]) -> str:
+    return "\n".join(raw).rstrip()  # as configparser joins a value's lines
 
 
 def read_ini(text: str, file: str, problems: list[Problem]) -> Ini | None:
     text = text.removeprefix(_BOM)  # an editor's UTF-8 BOM, if the caller left it
-    source_lines = text.split("\n")
 
     def cannot_parse(lineno: int) -> Problem:
         line = s.shown(source_lines[lineno - 1].strip(), 80)  # the line, not configparser's repr
@@ -149,52 +205,23 @@ def read_ini(text: str, file: str, problems: list[Problem]) -> Ini | None:
             return Problem(file, f"section [{section}] appears twice: merge them", line=line)
         return Problem(file, "needs a section header such as [default] first", line=line)
 
-    bad, stop = _scan(text)
-    if bad or stop is not None:
+    read = _read(text)
+    if read.bad or read.fatal is not None:
         # Where configparser stops, so do we; what it would have gathered before, we report.
-        problems += [cannot_parse(lineno) for lineno in bad]
-        if stop is not None and stop.line not in bad[-1:]:  # "= x" twice: reported already
+        source_lines = text.split("\n")
+        problems += [cannot_parse(lineno) for lineno in read.bad]
+        stop = read.fatal
+        if stop is not None and stop.line not in read.bad[-1:]:  # "= x" twice: reported already
             problems.append(fatal(stop.line, stop.section, stop.option))
         return None
-    parser = configparser.ConfigParser(
-        interpolation=None,
-        strict=True,
-        default_section=_NO_DEFAULT_SECTION,
-        inline_comment_prefixes=_COMMENT_PREFIXES,
-    )
-    try:  # the scan found nothing wrong, so neither should this; if it does, say so all the same
-        parser.read_string(text, source=file)
-    except configparser.MissingSectionHeaderError as exc:
-        problems.append(fatal(exc.lineno, None, None))
-        return None
-    except configparser.DuplicateSectionError as exc:
-        problems.append(fatal(exc.lineno or 0, exc.section, None))
-        return None
-    except configparser.DuplicateOptionError as exc:
-        problems.append(fatal(exc.lineno or 0, exc.section, exc.option))
-        return None
-    except configparser.ParsingError as exc:
-        problems += [cannot_parse(lineno) for lineno, _ in exc.errors]
-        return None
-
-    ini = Ini({}, {}, {})
-    current = None
-    for number, line in enumerate(text.split("\n"), 1):  # configparser splits on \n only
-        stripped = line.strip()
-        if stripped.startswith("[") and "]" in stripped:
-            current = stripped[1 : stripped.index("]")].strip().lower()
-            if current in ini.section_lines:
-                problems.append(
-                    Problem(file, f"section [{current}] appears twice: merge them", line=number)
-                )
-            ini.section_lines.setdefault(current, number)
-        elif current and re.match(r"^[^\s#;][^=:]*[=:]", line):
-            key = re.split(r"[=:]", line, maxsplit=1)[0].strip().lower()
-            ini.key_lines.setdefault((current, key), number)
-    for section in parser.sections():
-        merged = ini.sections.setdefault(section.strip().lower(), {})
-        for key, value in parser.items(section):
-            merged[key] = _unquote(value or "")
+    ini = read.lines
+    for name, line in read.repeated:  # e.g. [Default] and [default]: configparser keeps both
+        problems.append(Problem(file, f"section [{name}] appears twice: merge them", line=line))
+    for name, keys in read.sections.items():
+        merged = ini.sections.setdefault(name.strip().lower(), {})
+        # configparser's items(): the default section's keys first, then the section's own
+        for key, raw in {**read.defaults, **keys}.items():
+            merged[key] = _unquote(_joined(raw))
     return ini
 
 
@@ -389,9 +416,12 @@ def read(files: ProjectFiles, problems: list[Problem], strict: bool) -> Draft | 
 
     in_dag = [stage for step in steps for stage in step]
     stages: dict[str, StageConfig] = {}
+    missing_dirs = 0
     for stage in in_dag:
-        if (missing := checks.stage_dir(stage, files.dirs, dag_line)) is not None:
+        suggest = missing_dirs < checks.MAX_SUGGESTIONS
+        if (missing := checks.stage_dir(stage, files.dirs, dag_line, suggest)) is not None:
             problems.append(missing)
+            missing_dirs += 1
             continue
         stage_config = _parse_stage(stage, files.dirs[stage], problems, strict, lines)
         if stage_config is not None:

@@ -1,0 +1,102 @@
+"""What a command imports before it can start: nothing it does not use.
+
+Each command runs in a fresh interpreter (`bodywork.cli.main.main([...])` in-process there),
+which then prints the modules it loaded. The Kubernetes client (0.2-0.4 s), GitPython (no
+longer a dependency: the git executable answers what it did), asyncio (which structlog pulls
+in), urllib.request (only a webhook needs it) and tenacity (only a git URL is retried) are
+left out of the commands that do not need them. bench/bench_cli.py prints the times.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bodywork.cli import settings
+from bodywork.core import objects
+from tests.local.projects import batch_stage, project_ini
+
+HEAVY = ("kubernetes", "git", "asyncio", "structlog", "urllib.request", "tenacity", "yaml")
+PROBE = textwrap.dedent(
+    """
+    import contextlib, io, json, sys
+    from bodywork.cli.main import main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(sys.argv[1:])
+        except SystemExit as exc:  # --help
+            code = exc.code
+    heavy = sorted(m for m in {heavy!r} if m in sys.modules)
+    found = {{"code": code, "loaded": heavy, "out": out.getvalue(), "err": err.getvalue()}}
+    print(json.dumps(found))
+    """
+).format(heavy=HEAVY)
+
+
+def loaded_by(*argv: str) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, object] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+@pytest.fixture
+def project(make_repo: Callable[..., Path]) -> Path:
+    return make_repo({"bodywork.ini": project_ini("train"), **batch_stage("train", "pass")})
+
+
+def test_validate_imports_none_of_the_heavy_modules(project: Path) -> None:
+    found = loaded_by("validate", str(project))
+    assert found["code"] == 0, found
+    assert "1 stage(s) in 1 step(s)" in str(found["out"])
+    assert found["loaded"] == []
+
+
+def test_render_without_a_server_dry_run_imports_no_kubernetes_git_or_webhook_client(
+    project: Path,
+) -> None:
+    """render needs YAML (it prints it) and the controller's logging (structlog, hence
+    asyncio): not the Kubernetes client, GitPython, urllib.request or tenacity."""
+    found = loaded_by("render", str(project))
+    assert found["code"] == 0, found
+    assert "kind: Job" in str(found["out"])
+    loaded = set(found["loaded"])  # type: ignore[arg-type]
+    assert not loaded & {"kubernetes", "git", "urllib.request", "tenacity"}, loaded
+    assert "yaml" in loaded  # the probe sees what is imported (a check of the check)
+
+
+def test_help_builds_the_parser_without_the_object_builders() -> None:
+    found = loaded_by("--help")
+    assert found["code"] == 0, found
+    assert "validate" in str(found["out"])
+    assert found["loaded"] == []
+
+
+def test_the_parser_offers_the_pull_policies_the_objects_know() -> None:
+    """cli.settings repeats them so that building the parser imports no object builder."""
+    assert settings.PULL_POLICIES == objects.PULL_POLICIES
+    assert settings.DEFAULT_PULL_POLICY == objects.DEFAULT_PULL_POLICY
+
+
+def test_a_bodywork_yaml_project_imports_yaml_and_still_no_cluster_client(
+    make_repo: Callable[..., Path],
+) -> None:
+    repo = make_repo(
+        {
+            "bodywork.yaml": 'version: "1.1"\npipeline:\n  name: y\n  DAG: a\nstages:\n'
+            "  a:\n    executable_module_path: a.py\n    batch: {}\n",
+            "a.py": "",
+        }
+    )
+    found = loaded_by("validate", str(repo))
+    assert found["code"] == 0, found
+    assert found["loaded"] == ["yaml"]
