@@ -25,6 +25,7 @@ from typing import Any
 from bodywork import __version__
 from bodywork.cli import cronjob, deploy, history, legacy, run, secret, settings
 from bodywork.core.errors import BodyworkError
+from bodywork_bootstrap import envnames
 
 EXIT_INTERRUPTED = run.EXIT_INTERRUPTED
 # A command reads a project and builds its plan and objects in one burst of allocations that
@@ -61,7 +62,20 @@ def describe_os_error(exc: OSError, what: str | None = None) -> str:
         reason = f"{reason} ({name})"
     paths = [os.fsdecode(p) for p in (exc.filename, exc.filename2) if p is not None]
     where = " -> ".join(paths) if paths else what
+    if name in FULL_DISK and not where:  # a write() names no file: name where Bodywork writes
+        return f"{reason}: free space in {_written_places()}, or point them at a larger disk"
     return f"{where}: {reason}" if where else reason
+
+
+FULL_DISK = ("ENOSPC", "EDQUOT")
+
+
+def _written_places() -> str:
+    """Where a command writes: Bodywork's home and the temporary directory, as set now."""
+    import tempfile
+
+    home = os.environ.get(envnames.HOME) or "~/.local/share/bodywork"
+    return f"{envnames.HOME} ({home}) or TMPDIR ({tempfile.gettempdir()})"
 
 
 STDOUT = "cannot write to standard output"
