@@ -29,3 +29,15 @@ BOOTSTRAP_EXIT_CODES = {
 }
 # The stage's own code was held to its time limit: a timeout, not a failure to bootstrap.
 TIME_LIMIT_EXIT_CODES = frozenset({EXIT_RUN_TIMED_OUT, EXIT_NOT_READY})
+# `python3 -m bodywork_bootstrap.artifacts pull|push` (the S3 backend's containers): their
+# own codes, never a stage container's, so they are not in BOOTSTRAP_EXIT_CODES.
+EXIT_ARTIFACTS_CONFIG = 95
+EXIT_ARTIFACTS_S3 = 96
+EXIT_ARTIFACTS_LOCAL = 97
+EXIT_ARTIFACTS_NO_RESULT = 98
+ARTIFACTS_EXIT_CODES = {
+    EXIT_ARTIFACTS_CONFIG: "bad arguments, URL or project, or no S3 credentials in the env",
+    EXIT_ARTIFACTS_S3: "the bucket refused, or could not be reached after retries",
+    EXIT_ARTIFACTS_LOCAL: "reading or writing the artifacts directory or manifest failed",
+    EXIT_ARTIFACTS_NO_RESULT: "push: the stage container ended without a result (no exit file)",
+}

@@ -15,6 +15,13 @@ server that accepts the connection and then sends nothing is given BODYWORK_GIT_
 started (git-remote-https, ssh) are killed and GitStalled names the server. Fetches ask for
 progress so that a slow but moving transfer never looks stalled; HTTP also gets curl's own
 low-speed limit and SSH a ConnectTimeout.
+
+The commit cache (`checkout_commit`): a run's stages, and a service's replicas when they
+restart, run one commit, so it is fetched once into a cache folder beside the venvs (keyed by
+the full SHA and the repository) and each stage gets its own copy of that tree, verified
+first (HEAD is the SHA, `git status` is clean). A file lock per commit makes concurrent
+stages fetch it once; a new entry appears by an atomic rename, so a half-fetched one is never
+seen. The oldest entries beyond CACHE_KEEP_COMMITS are removed when a new one is added.
 """
 
 from __future__ import annotations
@@ -22,17 +29,22 @@ from __future__ import annotations
 import atexit
 import base64
 import contextlib
+import errno
+import fcntl
+import hashlib
 import math
 import os
 import re
 import selectors
 import shlex
+import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -166,6 +178,19 @@ def _with_connect_timeouts(env: Mapping[str, str], seconds: float) -> dict[str, 
     return env
 
 
+def _subcommand(args: list[str]) -> str:
+    """The git command in `args` (`fetch`), past options such as `-c key=value`."""
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "-c":
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return args[0] if args else "git"
+
+
 def run_git(
     args: list[str],
     cwd: Path | None,
@@ -179,9 +204,10 @@ def run_git(
     server of `url` and `stall` seconds go by without a byte of output (GitStalled).
 
     A network call needs progress output to tell slow from stalled (`--progress`)."""
+    what = _subcommand(args)
     timeout = None if deadline is None else deadline - time.monotonic()
     if timeout is not None and timeout <= 0:
-        raise FetchTimedOut(f"no time left to run git {args[0]}")
+        raise FetchTimedOut(f"no time left to run git {what}")
     if url is None or server_address(url) is None:
         stall = None  # a local repository: no server to wait for
     command = ["git"]
@@ -197,11 +223,11 @@ def run_git(
     except FileNotFoundError:
         raise FetchError("git is not installed (no `git` on PATH)") from None
     try:
-        out, err = _collect(process, args[0], deadline, stall)
+        out, err = _collect(process, what, deadline, stall)
     except _Silent as silent:
         supervise.kill_tree(process)  # git and what it started (git-remote-https, ssh)
         assert url is not None and stall is not None
-        raise _stalled(url, stall, silent.heard, args[0]) from None
+        raise _stalled(url, stall, silent.heard, what) from None
     except BaseException:
         supervise.kill_tree(process)  # timed out, or interrupted: git leaves nothing behind
         raise
@@ -209,7 +235,7 @@ def run_git(
     stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
     if code != 0 and stall is not None and url is not None and _HTTP_STALLED.search(stderr):
         moved = bool(out) or any(_PROGRESS.match(line) for line in _lines(stderr))
-        raise _stalled(url, stall, moved, args[0])  # curl's low-speed limit ended it
+        raise _stalled(url, stall, moved, what)  # curl's low-speed limit ended it
     return subprocess.CompletedProcess(["git", *args], code, stdout, stderr)
 
 
@@ -448,6 +474,16 @@ def git_env(
     return env
 
 
+# Nothing after the transfer that the checkout does not need: no background maintenance or
+# gc (a detached `gc --auto` would also hold git's pipes open), no file-system monitor.
+_QUIET_GIT = ["-c", "maintenance.auto=false", "-c", "gc.auto=0", "-c", "core.fsmonitor=false"]
+# Keep the fetched pack as it is, however few objects it holds: below fetch.unpackLimit (100)
+# git would explode it into one loose file per object, which is what made a small fetch slow.
+_FETCH_GIT = [*_QUIET_GIT, "-c", "fetch.unpackLimit=1"]
+# Write the files with one worker per core (git's parallel checkout, from 100 files up).
+_CHECKOUT_GIT = ["-c", "checkout.workers=0"]
+
+
 def fetch_commit(
     url: str,
     commit: str,
@@ -462,14 +498,24 @@ def fetch_commit(
     A server that stalls (see `run_git`) is not retried: GitStalled names it."""
     env = git_env(env, url=url)
     dest.mkdir(parents=True, exist_ok=True)
-    _git(["init", "-q"], dest, env, deadline)
+    # No template (no sample hooks to copy), and the default branch named so git prints
+    # no hint about it: the checkout is detached at the commit anyway.
+    _git(["-c", "init.defaultBranch=bodywork", "init", "-q", "--template="], dest, env, deadline)
     try:
         result = _fetch(url, commit, dest, env, deadline)
     except GitStalled as exc:
         raise GitStalled(f"cannot fetch {redact(url)} at {commit}: {exc}") from None
     if result.returncode != 0:
         raise FetchError(f"cannot fetch {redact(url)} at {commit}: {_reason(result.stderr, url)}")
-    switch = ["-c", "advice.detachedHead=false", "checkout", "-q", commit]
+    switch = [
+        *_QUIET_GIT,
+        *_CHECKOUT_GIT,
+        "-c",
+        "advice.detachedHead=false",
+        "checkout",
+        "-q",
+        commit,
+    ]
     checkout = _git(switch, dest, env, deadline)
     if checkout.returncode != 0:
         raise FetchError(f"commit {commit} is not in {redact(url)}: {_reason(checkout.stderr)}")
@@ -482,7 +528,7 @@ def _fetch(
     a SHA; the last git result. Progress is asked for: it is what tells slow from stalled."""
     result = None
     for attempt in range(1, FETCH_ATTEMPTS + 1):
-        fetch = ["fetch", "-q", "--progress", "--depth", "1", "--no-tags", url, commit]
+        fetch = [*_FETCH_GIT, "fetch", "-q", "--progress", "--depth", "1", "--no-tags", url, commit]
         result = _git(fetch, dest, env, deadline, url)
         if result.returncode == 0 or not _TRANSIENT.search(result.stderr):
             break
@@ -493,7 +539,7 @@ def _fetch(
             time.sleep(delay)
     assert result is not None
     if result.returncode != 0 and _NO_SHA_FETCH.search(result.stderr):
-        branches = ["fetch", "-q", "--progress", "--no-tags", url]
+        branches = [*_FETCH_GIT, "fetch", "-q", "--progress", "--no-tags", url]
         result = _git([*branches, "+refs/heads/*:refs/remotes/origin/*"], dest, env, deadline, url)
     return result
 
@@ -516,3 +562,278 @@ def checked_out_commit(dest: Path) -> str | None:
     except OSError:
         return None
     return None
+
+
+# ------------------------------------------------------------------------------ commit cache
+CACHE_KEEP_COMMITS = 5  # entries kept; a run needs one, a service being rolled back two
+CACHED, FETCHED = "cache", "fetched"  # how `checkout_commit` got the tree
+LOCK_POLL_SECONDS = 0.05
+_STALE_SECONDS = 24 * 3600.0  # a temporary folder this old belongs to a process long gone
+_FULL_SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")  # SHA-1 or SHA-256 repositories
+_OBJECTS = os.path.join(".git", "objects")  # never modified in place: hard-linked when it can
+
+
+def cache_entry_name(url: str, commit: str) -> str:
+    """The cache folder of `commit` fetched from `url`: the SHA, and a short hash of the URL
+    (without credentials) so another repository can never answer for this one."""
+    where = hashlib.sha256(redact(url).encode()).hexdigest()[:10]
+    return f"{commit}-{where}"
+
+
+def _flock(fd: int, mode: int, deadline: float | None) -> None:
+    """Take a file lock (fcntl.LOCK_SH / LOCK_EX), waiting no later than `deadline`."""
+    if deadline is None:
+        fcntl.flock(fd, mode)
+        return
+    while True:
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise FetchTimedOut("the commit cache stayed locked past the deadline") from None
+            time.sleep(LOCK_POLL_SECONDS)
+
+
+def verified_entry(entry: Path, commit: str, deadline: float | None = None) -> bool:
+    """`entry` is a checkout of exactly `commit` with nothing changed, added or removed:
+    HEAD is the commit and `git status` (ignored files included) reports nothing."""
+    if checked_out_commit(entry) != commit:
+        return False
+    status = [
+        "--no-optional-locks",  # readers share the entry: never rewrite its index
+        "status", "--porcelain", "--untracked-files=all", "--ignored", "--no-renames",
+    ]  # fmt: skip
+    try:
+        done = _git(status, entry, {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}, deadline)
+    except FetchTimedOut:
+        raise
+    except FetchError:  # no git: nothing can be verified, so nothing is reused
+        return False
+    return done.returncode == 0 and not done.stdout.strip()
+
+
+def copy_tree(source: Path, dest: Path) -> None:
+    """Copy the checkout at `source` into `dest` (created if missing): files with their
+    mode, symlinks as links. Git's object files never change once written, so they are
+    hard-linked when both sides share a file system (a local run), else copied. Plain
+    os calls, one stat per file (from the directory scan): thousands of files a second."""
+    linking = [True]
+    umask = os.umask(0)
+    os.umask(umask)
+
+    def copy_file(src: str, dst: str, info: os.stat_result) -> None:
+        mode = stat.S_IMODE(info.st_mode)
+        fin = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+            fout = os.open(dst, flags, mode)
+            try:
+                offset, size = 0, info.st_size
+                while offset < size:
+                    sent = os.sendfile(fout, fin, offset, size - offset)
+                    if sent == 0:
+                        break
+                    offset += sent
+                if mode & umask:
+                    os.fchmod(fout, mode)  # what the umask took off the created file
+            finally:
+                os.close(fout)
+        finally:
+            os.close(fin)
+
+    def place(item: os.DirEntry[str], dst: str, in_objects: bool) -> None:
+        if in_objects and linking[0]:
+            try:
+                os.link(item.path, dst)
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                    raise
+                linking[0] = False  # another file system: copy from now on
+        copy_file(item.path, dst, item.stat(follow_symlinks=False))
+
+    def walk(src: str, dst: str, in_objects: bool) -> None:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(dst)
+        with os.scandir(src) as entries:
+            for item in entries:
+                target = os.path.join(dst, item.name)
+                if item.is_symlink():
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(target)
+                    os.symlink(os.readlink(item.path), target)
+                elif item.is_dir(follow_symlinks=False):
+                    inside = in_objects or os.path.relpath(item.path, source) == _OBJECTS
+                    walk(item.path, target, inside)
+                else:
+                    place(item, target, in_objects)
+        os.chmod(dst, stat.S_IMODE(os.stat(src).st_mode))
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    walk(str(source), str(dest), False)
+
+
+def checkout_commit(
+    url: str,
+    commit: str,
+    dest: Path,
+    cache_root: Path | None,
+    env: Mapping[str, str] | None = None,
+    *,
+    deadline: float | None = None,
+    announce: Callable[[], None] = lambda: None,
+    confirm_access: bool = False,
+) -> str:
+    """Make `dest` a checkout of exactly `commit`, from the commit cache in `cache_root` when
+    it holds a verified tree of it, else fetched from `url` once into the cache (under the
+    commit's lock, so concurrent stages fetch it once) and copied from there. `announce` is
+    called just before a fetch from the server. Returns CACHED or FETCHED.
+
+    `confirm_access` (the stage holds Git credentials): before a cached tree is used, the
+    server is asked whether they still open the repository (`git ls-remote`, no transfer),
+    so a revoked or wrong token or key fails the stage as a fetch would.
+
+    Without a cache (`cache_root` None, a folder that cannot be written, a commit that is not
+    a full SHA) it is fetch_commit into `dest`."""
+    if cache_root is None or not _FULL_SHA.match(commit):
+        announce()
+        fetch_commit(url, commit, dest, env, deadline=deadline)
+        return FETCHED
+    name = cache_entry_name(url, commit)
+    entry = cache_root / name
+    try:
+        cache_root.mkdir(parents=True, exist_ok=True)
+        lock = os.open(cache_root / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:  # a read-only or missing volume (an init container): no cache
+        announce()
+        fetch_commit(url, commit, dest, env, deadline=deadline)
+        return FETCHED
+    try:
+        _flock(lock, fcntl.LOCK_SH, deadline)
+        how = CACHED
+        if not verified_entry(entry, commit, deadline):
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            _flock(lock, fcntl.LOCK_EX, deadline)  # one stage fetches; the others wait
+            if not verified_entry(entry, commit, deadline):
+                announce()
+                _fill(url, commit, entry, env, deadline)
+                how = FETCHED
+            fcntl.flock(lock, fcntl.LOCK_SH)  # copying needs only that nobody replaces it
+        if how == CACHED and confirm_access:
+            _confirm_access(url, commit, env, deadline)
+        with contextlib.suppress(OSError):
+            os.utime(entry)  # recently used: evicted last
+        try:
+            copy_tree(entry, dest)
+        except OSError:  # the cache's volume failed us (full, or the entry went): fetch
+            shutil.rmtree(dest, ignore_errors=True)
+            announce()
+            fetch_commit(url, commit, dest, env, deadline=deadline)
+            how = FETCHED
+    finally:
+        os.close(lock)
+    if how == FETCHED:
+        _evict(cache_root, keep={name})
+    return how
+
+
+def _confirm_access(
+    url: str, commit: str, env: Mapping[str, str] | None, deadline: float | None
+) -> None:
+    """The server still lets these credentials read `url` (FetchError, as a fetch, if not)."""
+    git = git_env(env, url=url)
+    try:
+        done = run_git(["ls-remote", url, "HEAD"], None, git, deadline, url, stall_seconds(git))
+    except GitStalled as exc:
+        raise GitStalled(f"cannot fetch {redact(url)} at {commit}: {exc}") from None
+    if done.returncode != 0:
+        raise FetchError(f"cannot fetch {redact(url)} at {commit}: {_reason(done.stderr, url)}")
+
+
+def _fill(
+    url: str, commit: str, entry: Path, env: Mapping[str, str] | None, deadline: float | None
+) -> None:
+    """Fetch `commit` into a temporary folder beside `entry`, then rename it into place."""
+    tmp = entry.with_name(f".tmp-{entry.name}-{os.getpid()}-{time.monotonic_ns()}")
+    try:
+        fetch_commit(url, commit, tmp, env, deadline=deadline)
+        _settle_index(tmp, deadline)
+        if entry.exists():
+            if verified_entry(entry, commit, deadline):
+                return  # another process filled it meanwhile (it held a removed lock file)
+            _discard(entry)  # there, but not verified: changed by someone, or half removed
+        os.rename(tmp, entry)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _settle_index(checkout: Path, deadline: float | None) -> None:
+    """Make `git status` of a fresh checkout a matter of stat() calls. Files written in the
+    same second as git's index are "racily clean": git re-reads and hashes every one of them
+    on each status, and a reader that may not rewrite the index never stops doing so. Their
+    times are set two seconds back and the index refreshed once (it hashes them this once)."""
+    past = time.time_ns() - 2_000_000_000
+    for folder, dirs, files in os.walk(checkout):
+        if folder == str(checkout):
+            dirs[:] = [d for d in dirs if d != ".git"]
+        for name in files:
+            with contextlib.suppress(OSError):
+                os.utime(os.path.join(folder, name), ns=(past, past), follow_symlinks=False)
+    _git(["update-index", "-q", "--refresh"], checkout, dict(os.environ), deadline)
+
+
+def _discard(path: Path) -> None:
+    """Remove a folder others may be reading: renamed away first, so it is gone at once."""
+    trash = path.with_name(f".trash-{path.name}-{os.getpid()}-{time.monotonic_ns()}")
+    try:
+        os.rename(path, trash)
+    except OSError:
+        trash = path
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _evict(cache_root: Path, keep: set[str]) -> None:
+    """Remove the least recently used entries beyond CACHE_KEEP_COMMITS (never one another
+    stage is copying: its lock must be free), and leftovers of processes long gone."""
+    try:
+        items = list(os.scandir(cache_root))
+    except OSError:
+        return
+    now = time.time()
+    entries = []
+    names = {item.name for item in items}
+    for item in items:
+        with contextlib.suppress(OSError):
+            info = item.stat(follow_symlinks=False)
+            if not stat.S_ISDIR(info.st_mode):
+                orphan = item.name.removesuffix(".lock") not in names
+                if item.name.endswith(".lock") and orphan and now - info.st_mtime > _STALE_SECONDS:
+                    os.unlink(item.path)  # the lock of a commit that was never fetched
+                continue
+            if item.name.startswith(".trash-") or (
+                item.name.startswith(".tmp-") and now - info.st_mtime > _STALE_SECONDS
+            ):
+                shutil.rmtree(item.path, ignore_errors=True)
+            elif not item.name.startswith("."):
+                entries.append((info.st_mtime, item.name))
+    entries.sort(reverse=True)
+    for _, name in entries[CACHE_KEEP_COMMITS:]:
+        if name in keep:
+            continue
+        lock_path = cache_root / f"{name}.lock"
+        try:
+            lock = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(lock)
+            continue  # in use: next time
+        try:
+            _discard(cache_root / name)
+            with contextlib.suppress(OSError):
+                os.unlink(lock_path)
+        finally:
+            os.close(lock)

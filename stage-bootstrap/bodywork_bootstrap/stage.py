@@ -10,6 +10,13 @@ module is `<stage>/<FILE>` and its requirements `<stage>/requirements.txt`.
 Time limits count from the moment the module's process starts, so installing requirements
 never uses up MAX_COMPLETION_TIME_SECONDS or MAX_STARTUP_TIME_SECONDS; fetching and
 installing together have their own bound (--max-install-seconds).
+
+The code comes from the commit cache (--commit-cache, default beside the venv root) when it
+holds the commit, and is fetched into it once otherwise (gitfetch.checkout_commit). Before
+the module starts, and again when it exits 0 (or a service listens), one line gives the
+stage's timeline: `[bodywork] timing start=<epoch> checkout=+s venv=+s module=+s
+exited=+s`, the start being the container's first process (or this one), then offsets in
+seconds, and how the code and the venv were had (`checkout_from=`, `venv_from=`).
 """
 
 from __future__ import annotations
@@ -17,10 +24,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import shutil
+import signal
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import NoReturn
 
@@ -36,6 +46,7 @@ from bodywork_bootstrap import (
     supervise,
     venv,
 )
+from bodywork_bootstrap import status as status_dir
 from bodywork_bootstrap.supervise import FORWARDED_SIGNALS, run_child
 
 __all__ = ["FORWARDED_SIGNALS", "build_parser", "main", "run_child"]
@@ -126,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workdir", default=None, help="where to check out (default: temp)")
     parser.add_argument("--venv-root", default=None, help="where venvs are kept")
     parser.add_argument("--cache-dir", default=None, help="uv cache shared by stages")
+    parser.add_argument(
+        "--commit-cache",
+        default=None,
+        metavar="DIR",
+        help="checkouts kept by commit, shared by stages (default: VENV_ROOT/../commits)",
+    )
     parser.add_argument("--artifacts-dir", default=None, help=envnames.ARTIFACTS_DIR)
     parser.add_argument("--termination-log", default=None, help="file for the failure reason")
     parser.add_argument(
@@ -168,6 +185,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --fetch-only: copy this bootstrapper and uv into DIR for the stage's image",
     )
     handoff.add_argument(FETCH_SECONDS_FLAG, type=float, default=0.0, help=argparse.SUPPRESS)
+    handoff.add_argument(TIMELINE_FLAG, default="", help=argparse.SUPPRESS)
+    parser.add_argument(
+        STATUS_DIR_FLAG,
+        default=None,
+        metavar="DIR",
+        help="touch DIR/heartbeat every 2 s while this runs, and write the exit code to "
+        "DIR/exit however it ends (read by `artifacts push` in the pod; see status.py)",
+    )
     parser.add_argument(
         "--lifeline-fd",
         type=int,
@@ -208,6 +233,71 @@ def _without_handoff(pythonpath: str | None) -> str | None:
 
 CREDENTIAL_ENV = (envnames.GIT_TOKEN, envnames.GIT_SSH_DIR, envnames.GIT_SSH_KEY)
 FETCH_SECONDS_FLAG = "--fetched-in"  # set by the re-exec: the fetch's time, for the timing line
+TIMELINE_FLAG = "--timeline"  # set by the re-exec: the timeline so far (Timeline.encode)
+TIMING_PREFIX = "timing "  # of the timeline line (parsed by bodywork.core.results)
+COMMITS_DIR = "commits"  # the default commit cache: beside the venv root
+LOCKS_DIR = "locks"  # and the requirement sets' resolutions
+
+
+def _started(pid: int) -> float | None:
+    """Wall-clock time process `pid` started, from /proc (Linux); None where unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[19])  # starttime: clock ticks after boot
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+    return time.time() - max(0.0, age)
+
+
+def process_started() -> float:
+    """When this stage began: the container's first process when that is this one's parent
+    (PID 1, tini in Bodywork's image), else this process (kept across the re-exec)."""
+    if os.getppid() == 1:
+        first = _started(1)
+        if first is not None:
+            return first
+    return _started(os.getpid()) or time.time()
+
+
+class Timeline:
+    """When each phase of the stage ended: a wall-clock start, then offsets (seconds), and a
+    few words on how (`checkout_from`, `venv_from`)."""
+
+    def __init__(self, start: float):
+        self.start = start
+        self.marks: dict[str, float] = {}
+        self.notes: dict[str, str] = {}
+
+    def mark(self, phase: str, at: float | None = None) -> None:
+        self.marks[phase] = max(0.0, (time.time() if at is None else at) - self.start)
+
+    def note(self, name: str, value: str) -> None:
+        self.notes[name] = re.sub(r"\W+", "-", value).strip("-")
+
+    def line(self) -> str:
+        marks = " ".join(f"{k}=+{v:.3f}" for k, v in self.marks.items())
+        notes = " ".join(f"{k}={v}" for k, v in self.notes.items())
+        return " ".join(filter(None, [f"{TIMING_PREFIX}start={self.start:.3f}", marks, notes]))
+
+    def encode(self) -> str:
+        parts = [f"start={self.start:.3f}", *(f"{k}=+{v:.3f}" for k, v in self.marks.items())]
+        return ",".join([*parts, *(f"{k}={v}" for k, v in self.notes.items())])
+
+    @classmethod
+    def decode(cls, text: str, default_start: float) -> Timeline:
+        pairs = dict(p.split("=", 1) for p in text.split(",") if "=" in p)
+        try:
+            timeline = cls(float(pairs.pop("start")))
+        except (KeyError, ValueError):
+            return cls(default_start)
+        for key, value in pairs.items():
+            if value.startswith("+"):
+                with contextlib.suppress(ValueError):
+                    timeline.marks[key] = float(value[1:])
+            else:
+                timeline.notes[key] = value
+        return timeline
 
 
 def holds_credentials(environ: dict[str, str] | os._Environ[str]) -> bool:
@@ -220,11 +310,12 @@ def _reexec_without_credentials(
     fetch_seconds: float,
     deadline: float | None,
     lifeline_fd: int | None,
+    timeline: Timeline,
 ) -> NoReturn:
     """Run the rest (install, the module) as a fresh process image of this bootstrapper, on
     the checkout just made, with an environment that holds no Git credentials."""
     argv = [sys.executable, "-m", "bodywork_bootstrap", *own, "--checkout-ready"]
-    argv += [FETCH_SECONDS_FLAG, f"{fetch_seconds:.3f}"]
+    argv += [FETCH_SECONDS_FLAG, f"{fetch_seconds:.3f}", TIMELINE_FLAG, timeline.encode()]
     if deadline is not None:  # what is left of MAX_INSTALL_TIME_SECONDS after the fetch
         left = max(0.001, deadline - time.monotonic())
         at = argv.index("--max-install-seconds")
@@ -259,7 +350,34 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
+STATUS_DIR_FLAG = "--status-dir"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The stage, reporting to --status-dir DIR when given: a heartbeat while it runs and
+    DIR/exit on every way out (bodywork_bootstrap.status); a re-exec reports afresh."""
+    own = split_module_args(list(sys.argv[1:] if argv is None else argv))[0]
+    found = [a.partition("=")[2] for a in own if a.startswith(f"{STATUS_DIR_FLAG}=")]
+    found += [own[i + 1] for i, a in enumerate(own[:-1]) if a == STATUS_DIR_FLAG]
+    if not found or not found[-1]:
+        return _main(argv)
+    reporter = status_dir.Reporter(Path(found[-1]))
+    reporter.start()
+    code = 1  # an exception on the way out
+    try:
+        code = _main(argv)
+        return code
+    except SystemExit as exc:  # argparse's errors and --help
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        raise
+    except KeyboardInterrupt:
+        code = 128 + signal.SIGINT
+        raise
+    finally:
+        reporter.finish(code)
+
+
+def _main(argv: list[str] | None = None) -> int:
     own, module_args = split_module_args(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     args = parser.parse_args(own)
@@ -272,8 +390,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.handoff and not args.fetch_only:
         parser.error("--handoff goes with --fetch-only")
     started = time.monotonic()
+    timeline = Timeline.decode(args.timeline, process_started()) if args.timeline else None
+    timeline = timeline or Timeline(process_started())
     log = args.termination_log
     stage = args.stage
+
+    def fail(code: int, message: str) -> int:
+        _say(timeline.line())  # before the reason: the last line is what names a failure
+        return _fail(code, message, log)
+
     if args.module is not None:
         module = args.module
         requirements_file = args.requirements_file
@@ -291,76 +416,84 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(EXIT_STAGE_INVALID, problem, log)
     deadline = None if args.max_install_seconds is None else started + args.max_install_seconds
 
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bodywork-stage-"))
+    # Absolute: the module runs in its own folder, where a relative path means another place.
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bodywork-stage-")).absolute()
+    for name in ("venv_root", "cache_dir", "commit_cache", "artifacts_dir"):
+        if getattr(args, name):
+            setattr(args, name, os.path.abspath(getattr(args, name)))
     checkout = workdir / "src"
     if args.checkout_ready:  # an init container fetched it; trust nothing but the SHA
         found = gitfetch.checked_out_commit(checkout)
         if found != args.commit:
-            return _fail(
+            return fail(
                 EXIT_FETCH_FAILED,
                 f"the checkout handed over in {checkout} is at {found or 'no commit'}, "
                 f"not {args.commit[:12]}: the init container did not fetch this run's commit",
-                log,
             )
+        if "checkout" not in timeline.marks:  # not this bootstrapper's own re-exec
+            timeline.mark("checkout")
+            timeline.note("checkout_from", "handed over")
     else:
-        _say(f"fetching {redaction.redact(args.repo)} at {args.commit[:12]}")
         try:
-            gitfetch.fetch_commit(args.repo, args.commit, checkout, deadline=deadline)
+            how = gitfetch.checkout_commit(
+                args.repo, args.commit, checkout, _commit_cache(args), deadline=deadline,
+                announce=lambda: _say(
+                    f"fetching {redaction.redact(args.repo)} at {args.commit[:12]}"
+                ),
+                confirm_access=holds_credentials(os.environ),
+            )  # fmt: skip
         except gitfetch.FetchTimedOut:
-            return _fail(
+            return fail(
                 EXIT_FETCH_FAILED,
                 f"fetching the code for stage '{stage}' took longer than "
                 f"{_n(args.max_install_seconds)} s (MAX_INSTALL_TIME_SECONDS, which bounds "
                 "fetching and installing together): raise it, or check the Git server",
-                log,
             )
         except gitfetch.FetchError as exc:
-            return _fail(EXIT_FETCH_FAILED, str(exc), log)
+            return fail(EXIT_FETCH_FAILED, str(exc))
         finally:
             gitfetch.forget_private_keys()  # the stage's code never finds a copy of the key
+        if how == gitfetch.CACHED:
+            _say(f"code at {args.commit[:12]} copied from the commit cache (no fetch)")
+        timeline.mark("checkout")
+        timeline.note("checkout_from", how)
     fetched = time.monotonic()
     if not args.fetch_only and not args.checkout_ready and holds_credentials(os.environ):
         # /proc/<pid>/environ keeps a process's first environment for its whole life, and the
         # stage's code can read its parent's: become a process that never had the credentials.
         _reexec_without_credentials(
-            own, module_args, fetched - started, deadline, args.lifeline_fd
+            own, module_args, fetched - started, deadline, args.lifeline_fd, timeline
         )
 
     root = checkout.resolve()
     project_root = (checkout / args.project_dir).resolve()
     if not _inside(project_root, root):
-        return _fail(
-            EXIT_STAGE_INVALID, f"project dir '{args.project_dir}' is outside the checkout", log
-        )
+        return fail(EXIT_STAGE_INVALID, f"project dir '{args.project_dir}' is outside the checkout")
     script = project_root / module
     if not _inside(script.resolve(), root):
-        return _fail(
+        return fail(
             EXIT_STAGE_INVALID,
             f"module path '{module}' resolves outside the checkout (through a symlink)",
-            log,
         )
     if not script.is_file():
-        return _fail(
-            EXIT_STAGE_INVALID, f"{module} does not exist at commit {args.commit[:12]}", log
-        )
+        return fail(EXIT_STAGE_INVALID, f"{module} does not exist at commit {args.commit[:12]}")
 
     if args.fetch_only:  # the init container: the stage's own image does the rest
         if args.handoff:
             try:
                 hand_over(Path(args.handoff))
             except (OSError, venv.InstallError) as exc:
-                return _fail(EXIT_FETCH_FAILED, f"cannot hand over the bootstrapper: {exc}", log)
+                return fail(EXIT_FETCH_FAILED, f"cannot hand over the bootstrapper: {exc}")
         _say(f"fetched {module} at {args.commit[:12]} in {fetched - started:.2f}s; handing over")
         return 0
 
     if requirements_file is not None:
         requirements = project_root / requirements_file
         if not _inside(requirements.resolve(), root):
-            return _fail(
+            return fail(
                 EXIT_STAGE_INVALID,
                 f"requirements file '{requirements_file}' resolves outside the checkout "
                 "(through a symlink)",
-                log,
             )
         install_cwd = requirements.parent  # `./mylib` is the checkout's, next to the file
         label = requirements.name
@@ -372,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     venv_root = Path(args.venv_root) if args.venv_root else workdir / "venvs"
     cache_dir = Path(args.cache_dir) if args.cache_dir else None
     try:
-        python = venv.ensure_venv(
+        built = venv.ensure_venv(
             requirements,
             venv_root,
             stage,
@@ -382,20 +515,23 @@ def main(argv: list[str] | None = None) -> int:
             deadline=deadline,
             label=label,
             listed=requirements_file is None,
+            checkout_root=root,
+            lock_root=venv_root.parent / LOCKS_DIR,
+            compile_bytecode=compile_bytecode(os.environ),
         )
     except venv.InstallTimedOut:
-        return _fail(
+        return fail(
             EXIT_INSTALL_FAILED,
             f"installing requirements for stage '{stage}' took longer than "
             f"{_n(args.max_install_seconds)} s (MAX_INSTALL_TIME_SECONDS): raise it, "
             "or trim requirements",
-            log,
         )
     except venv.InstallError as exc:
-        return _fail(
-            EXIT_INSTALL_FAILED, f"cannot install requirements for stage '{stage}': {exc}", log
-        )
+        return fail(EXIT_INSTALL_FAILED, f"cannot install requirements for stage '{stage}': {exc}")
     installed = time.monotonic()
+    python = built.python
+    timeline.mark("venv")
+    timeline.note("venv_from", built.how)
 
     artifacts = Path(args.artifacts_dir or workdir / "artifacts")
     artifacts.mkdir(parents=True, exist_ok=True)
@@ -428,24 +564,47 @@ def main(argv: list[str] | None = None) -> int:
         max_startup_seconds=args.max_startup_seconds,
     )
     fetch_seconds = args.fetched_in + (fetched - started)  # a re-exec carries the fetch's
+    timeline.mark("module")  # the module's process starts next (run_child)
+    _say(timeline.line())
     _say(
         f"prepared in {args.fetched_in + time.monotonic() - started:.2f}s "
         f"(fetch {fetch_seconds:.2f}s, install {installed - fetched:.2f}s); running {module}"
     )
-    outcome = run_child(command, script.parent, env, limits, _say)
+
+    def ready(at: float) -> None:
+        timeline.mark("ready", at)
+        _say(timeline.line())
+
+    outcome = run_child(command, script.parent, env, limits, _say, on_ready=ready)
+    timeline.mark("exited", outcome.exited_at)
     if outcome.how == supervise.RUN_TIMED_OUT:
-        return _fail(
+        return fail(
             EXIT_RUN_TIMED_OUT,
             f"stage code ran longer than {_n(args.max_run_seconds)} s "
             "(MAX_COMPLETION_TIME_SECONDS; installation is not counted)",
-            log,
         )
     if outcome.how == supervise.NOT_READY:
-        return _fail(
+        return fail(
             EXIT_NOT_READY,
             f"service did not listen on port {args.port} within "
             f"{_n(args.max_startup_seconds)} s of starting "
             "(MAX_STARTUP_TIME_SECONDS; installation is not counted)",
-            log,
         )
+    if outcome.code == 0:  # a failure's last line is its reason: the module's, not this
+        _say(timeline.line())
     return outcome.code
+
+
+def compile_bytecode(environ: Mapping[str, str]) -> bool:
+    """Whether to compile a new venv's modules when it is built. Python writes bytecode for
+    what a module imports on its first run (cheaper than compiling every file of every
+    package), unless the stage runs with PYTHONDONTWRITEBYTECODE: then no run ever would, and
+    every import would compile again, so the build compiles them all once."""
+    return bool(environ.get("PYTHONDONTWRITEBYTECODE"))
+
+
+def _commit_cache(args: argparse.Namespace) -> Path | None:
+    """--commit-cache, else `commits` beside the venv root; None without either."""
+    if args.commit_cache:
+        return Path(args.commit_cache)
+    return Path(args.venv_root).parent / COMMITS_DIR if args.venv_root else None

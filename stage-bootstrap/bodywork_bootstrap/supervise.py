@@ -20,15 +20,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import selectors
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 STOP_GRACE_SECONDS = 10.0  # SIGTERM first, as Kubernetes does; SIGKILL after this
@@ -100,6 +103,56 @@ def kill_tree(process: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
         process.kill()
     signal_all(tree, signal.SIGKILL)
     process.wait()
+
+
+def wait_exit(
+    process: subprocess.Popen[str] | subprocess.Popen[bytes], timeout: float | None
+) -> int | None:
+    """Wait up to `timeout` seconds (None: for ever) for `process` to exit, without polling:
+    the exit status, or None if it still runs. Popen.wait(timeout=...) sleeps and re-checks
+    (up to 50 ms late); this blocks on a pidfd (Linux >= 5.3) that is readable the moment
+    the process exits, or else on a thread blocked in wait(). A signal handler still runs
+    while it waits (it returns early only when the process exits)."""
+    if process.returncode is not None or timeout is None:
+        return process.wait()
+    if timeout <= 0:
+        return process.poll()
+    try:
+        fd = os.pidfd_open(process.pid)
+    except (AttributeError, OSError):  # no pidfd here: a thread blocks in wait() instead
+        return _wait_on_thread(process, timeout)
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_READ)
+            if not selector.select(timeout):  # retried after signals for what is left
+                return None
+    finally:
+        os.close(fd)
+    return process.wait()
+
+
+_exit_events: weakref.WeakKeyDictionary[Any, threading.Event] = weakref.WeakKeyDictionary()
+_exit_events_lock = threading.Lock()
+
+
+def _wait_on_thread(
+    process: subprocess.Popen[str] | subprocess.Popen[bytes], timeout: float
+) -> int | None:
+    """One thread per process blocks in its wait(); callers wait on the event it sets."""
+    with _exit_events_lock:
+        done = _exit_events.get(process)
+        if done is None:
+            done = _exit_events[process] = threading.Event()
+
+            def wait() -> None:
+                with contextlib.suppress(Exception):
+                    process.wait()
+                done.set()
+
+            threading.Thread(target=wait, name=f"wait-{process.pid}", daemon=True).start()
+    if not done.wait(timeout):
+        return None
+    return process.wait()
 
 
 def _alive(processes: set[Process]) -> bool:
@@ -237,6 +290,8 @@ NOT_READY = "not ready"
 class Outcome:
     code: int  # the module's exit status; killed by signal N → 128+N, as shells do
     how: str  # RAN, RUN_TIMED_OUT or NOT_READY
+    started_at: float = 0.0  # wall-clock times: the module's process started,
+    exited_at: float = 0.0  # and was seen to end
 
 
 def run_child(
@@ -245,8 +300,10 @@ def run_child(
     env: dict[str, str],
     limits: Limits = Limits(),
     say: Callable[[str], None] = lambda message: None,
+    on_ready: Callable[[float], None] = lambda at: None,
 ) -> Outcome:
-    """Run the stage's module, forwarding termination signals, within `limits`.
+    """Run the stage's module, forwarding termination signals, within `limits`; `on_ready`
+    gets the wall-clock time a service was seen listening on its port.
 
     When the module has exited, whatever it left running (its children, and daemons that
     left its session: this process is their subreaper) is ended too, as in a container
@@ -264,12 +321,14 @@ def run_child(
     become_subreaper()
     others = frozenset(descendants(os.getpid()))  # not the module's: left alone
     try:
+        started_at = time.time()
         child = subprocess.Popen(command, cwd=cwd, env=env)
         started = time.monotonic()
         for signum in received:  # arrived while the child was being started
             child.send_signal(signum)
-        how = _watch(child, started, limits, received, say)
+        how = _watch(child, started, limits, received, say, on_ready)
         code = child.wait()
+        exited_at = time.time()
     finally:
         if child is not None:
             if child.poll() is None:  # an exception on the way: the module goes too
@@ -277,7 +336,7 @@ def run_child(
             _end_leftovers(others, limits.leftover_grace_seconds, say)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return Outcome(128 - code if code < 0 else code, how)
+    return Outcome(128 - code if code < 0 else code, how, started_at, exited_at)
 
 
 def _end_leftovers(others: frozenset[Process], grace: float, say: Callable[[str], None]) -> None:
@@ -296,6 +355,7 @@ def _watch(
     limits: Limits,
     received: list[int],
     say: Callable[[str], None],
+    on_ready: Callable[[float], None] = lambda at: None,
 ) -> str:
     """Wait for the module, stopping it when a limit is passed; return how it ended."""
     waiting_for_port = limits.port is not None
@@ -310,11 +370,8 @@ def _watch(
         if limits.max_run_seconds is not None:
             left = max(0.0, limits.max_run_seconds - elapsed)
             timeout = left if timeout is None else min(timeout, left)
-        try:
-            child.wait(timeout=timeout)
+        if wait_exit(child, timeout) is not None:
             return RAN
-        except subprocess.TimeoutExpired:
-            pass
         if received:
             continue
         elapsed = time.monotonic() - started
@@ -323,6 +380,7 @@ def _watch(
             if listening(limits.port):
                 waiting_for_port = False
                 say(f"listening on port {limits.port} after {elapsed:.2f}s")
+                on_ready(time.time())
             elif limits.max_startup_seconds is not None and elapsed >= limits.max_startup_seconds:
                 stop_tree(child, limits.grace_seconds)
                 return NOT_READY

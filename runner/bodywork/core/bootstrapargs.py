@@ -22,6 +22,8 @@ class StagePaths:
     artifacts_dir: str
     cache_dir: str | None = None  # None: the bootstrapper's own default (or UV_CACHE_DIR)
     termination_log: str | None = None  # Kubernetes only
+    # Checkouts by commit, shared by the stages (None: `commits` beside venv_root).
+    commit_cache: str | None = None
 
 
 def stage_args(stage: StageSpec, paths: StagePaths, flags: Sequence[str] = ()) -> list[str]:
@@ -45,6 +47,8 @@ def stage_args(stage: StageSpec, paths: StagePaths, flags: Sequence[str] = ()) -
         args += ["--cache-dir", paths.cache_dir]
     if paths.termination_log is not None:
         args += ["--termination-log", paths.termination_log]
+    if paths.commit_cache is not None:
+        args += ["--commit-cache", paths.commit_cache]
     if config.requirements_file is not None:
         args += ["--requirements-file", config.requirements_file]
     for requirement in config.requirements or ():

@@ -24,6 +24,8 @@ TRIGGER_LABEL = f"{objects.LABEL_PREFIX}/trigger"
 RUN_KEY = "run.json"
 LOG_KEY_PREFIX = "log."
 MAX_LOG_BYTES = 400 * 1024  # all stage logs together; the whole object stays < 0.5 MiB
+MAX_DATA_BYTES = 480 * 1024  # run.json and the logs: what the logs get is what run.json leaves
+MAX_TIMING_KEYS = 12  # of a stage's timeline in run.json (it has 8 or so): bounded per stage
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
 
 
@@ -52,6 +54,11 @@ def _stage_dict(result: StageResult) -> dict[str, Any]:
     found = asdict(result)
     found.pop("log_tail")
     found["seconds"] = round(result.seconds, 2)
+    # The bootstrapper's timeline (started_at, then each phase's offset): a few numbers,
+    # read from the whole log tail before it is cut to the record's share.
+    timings = result.timings
+    if timings is not None:
+        found["timings"] = {k: v for k, v in list(timings.items())[:MAX_TIMING_KEYS]}
     return found
 
 
@@ -89,12 +96,17 @@ def build_record(
         if outcome.on_failure is not None:
             run["on_failure"] = _stage_dict(outcome.on_failure)
             results.append(outcome.on_failure)
-        with_logs = [r for r in results if r.log_tail]
-        # An equal share each, never a floor: 4 KiB x 300 stages would pass 1 MiB.
-        budget = MAX_LOG_BYTES // max(1, len(with_logs))
-        for result in with_logs:
-            data[f"{LOG_KEY_PREFIX}{names.k8s_name(result.stage)}"] = _tail(result.log_tail, budget)
     data[RUN_KEY] = json.dumps(run, indent=1)
+    if outcome is not None:
+        with_logs = [r for r in results if r.log_tail]
+        keys = [f"{LOG_KEY_PREFIX}{names.k8s_name(r.stage)}" for r in with_logs]
+        # The logs share what run.json (which grows with the stages and their timelines)
+        # leaves of the cap; an equal share each, never a floor: 4 KiB x 300 stages would
+        # pass 1 MiB.
+        left = MAX_DATA_BYTES - len(data[RUN_KEY].encode()) - sum(len(k) for k in keys)
+        budget = max(0, min(MAX_LOG_BYTES, left)) // max(1, len(with_logs))
+        for key, result in zip(keys, with_logs, strict=True):
+            data[key] = _tail(result.log_tail, budget)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 SUCCEEDED, FAILED, TIMED_OUT, STOPPED, NOT_RUN, SKIPPED = (
     "succeeded",
@@ -42,10 +43,60 @@ class StageResult:
             return None
         return max(0.0, self.seconds - self.setup_seconds)
 
+    @property
+    def timings(self) -> dict[str, Any] | None:
+        """The latest attempt's timeline from the bootstrapper (see `stage_timings`)."""
+        return stage_timings(self.log_tail)
+
 
 # The bootstrapper's line before it starts the module (bodywork_bootstrap.stage); searched,
 # not matched, as a multi-replica service's lines carry a pod prefix.
 _PREPARED = re.compile(r"\[bodywork\] prepared in ([0-9.]+)s")
+
+
+# Its timeline line, before the module starts and when it exits 0 or a service listens:
+# `[bodywork] timing start=<epoch> checkout=+0.052 venv=+0.071 module=+0.090 exited=+0.133
+# checkout_from=cache venv_from=reused`.
+_TIMING = re.compile(r"\[bodywork\] timing start=([0-9]+(?:\.[0-9]+)?)((?: [a-z_]+=\S+)*)\s*$")
+_TIMING_PAIR = re.compile(r"([a-z_]+)=(\S+)")
+# What the timeline's phases are called, in order: each offset is from the stage's start.
+TIMING_PHASES = ("checkout", "venv", "module", "ready", "exited")
+
+
+def stage_timings(lines: Iterable[str]) -> dict[str, Any] | None:
+    """The bootstrapper's timeline of the latest attempt: `started_at` (wall clock, the
+    container's or bootstrapper's start), each phase's offset in seconds from it (code checked
+    out, venv ready, module started, service ready, module exited), and how the code and the
+    venv were had; None if no timeline line was seen."""
+    found: dict[str, Any] | None = None
+    for line in lines:
+        match = _TIMING.search(line)
+        if match is None:
+            continue
+        start = round(float(match[1]), 3)
+        if found is None or found["started_at"] != start:
+            found = {"started_at": start}  # a new attempt
+        for key, value in _TIMING_PAIR.findall(match[2]):
+            if value.startswith("+"):
+                try:
+                    found[key] = round(float(value[1:]), 3)
+                except ValueError:
+                    continue
+            elif key.endswith("_from"):
+                found[key] = value[:40]
+    return found
+
+
+def timing_summary(timings: dict[str, Any]) -> str:
+    """One line of the timeline: `checkout 0.05s (cache), venv 0.02s (reused), ...`, each
+    phase's own duration."""
+    parts, previous = [], 0.0
+    for phase in TIMING_PHASES:
+        if phase in timings:
+            how = timings.get(f"{phase}_from")
+            parts.append(f"{phase} {timings[phase] - previous:.2f}s" + (f" ({how})" if how else ""))
+            previous = timings[phase]
+    return ", ".join(parts)
 
 
 def setup_seconds(lines: Iterable[str]) -> float | None:
@@ -84,8 +135,11 @@ def format_summary(outcome: RunOutcome) -> str:
         ran = r.status not in (NOT_RUN, SKIPPED)
         seconds = f"{r.seconds:.1f}s" if ran else "-"
         # Install and run apart: the stage's limits time only its own code.
-        setup = f"{r.setup_seconds:.1f}s" if ran and r.setup_seconds is not None else "-"
-        own = f"{r.run_seconds:.1f}s" if ran and r.run_seconds is not None else "-"
+        prepared = r.setup_seconds
+        if prepared is None and (timeline := r.timings) is not None and "module" in timeline:
+            prepared = timeline["module"]  # the "prepared in" line was not in the tail
+        setup = f"{prepared:.1f}s" if ran and prepared is not None else "-"
+        own = f"{max(0.0, r.seconds - prepared):.1f}s" if ran and prepared is not None else "-"
         rows.append((r.stage, r.stage_type, r.status, str(r.attempts), seconds, setup, own, detail))
     columns = len(rows[0]) - 1
     widths = [max(len(row[i]) for row in rows) for i in range(columns)]

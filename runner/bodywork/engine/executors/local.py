@@ -6,6 +6,11 @@ Each stage runs in its own process group so stopping it also stops whatever it s
 and `close()` guarantees no process outlives the run. Nor does one outlive this process if
 it dies without closing (SIGKILL): each bootstrapper watches a pipe whose write end only this
 process holds, and on its EOF ends its stage (`bodywork_bootstrap.supervise.watch_parent`).
+Each bootstrapper also inherits `held_fds` (the project's run lock, `engine.locallock`), so
+the lock lasts until the run's last stage process has gone. The artifacts folder is the
+project's by identity (`engine.localproject`); a service is ready once its PORT answers and
+the listener is one of the stage's own processes (`localports`), else it fails naming the
+other. A bootstrapper that cannot be started (an OSError: E2BIG...) fails its stage.
 
 Stage output is read in chunks, not lines: `\n`, `\r\n` and a lone `\r` (progress bars)
 each end a line, and a line is held to MAX_LINE_BYTES, so output without newlines never
@@ -15,6 +20,7 @@ grows this process.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -29,14 +35,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import structlog
+
 from bodywork.core import bootstrapargs, deadlines, results
 from bodywork.core.errors import BodyworkError, UsageError
 from bodywork.core.plan import Plan, StageSpec
 from bodywork.core.results import FAILED, STOPPED, SUCCEEDED, TIMED_OUT, StageResult
+from bodywork.engine import localartifacts, localproject
+from bodywork.engine.executors import localports
 from bodywork.engine.executors.base import LogSink
 from bodywork_bootstrap import BOOTSTRAP_EXIT_CODES, TIME_LIMIT_EXIT_CODES, supervise
 
+log = structlog.get_logger("bodywork.engine.local")
+
 LOG_TAIL_LINES = 40  # kept per stage for failure reports and the run summary
+COMMITS_DIR = "commits"  # under home: the commit cache every stage's bootstrapper shares
 STOP_GRACE_SECONDS = 10.0  # SIGTERM first, as Kubernetes does; SIGKILL after this
 READY_POLL_SECONDS = 0.05  # a local connect() is cheap; readiness is seen within 50 ms
 PORT_CHECK_TIMEOUT_SECONDS = 0.2
@@ -44,6 +57,12 @@ MAX_LINE_BYTES = 64 * 1024  # of one output line held in memory; the rest of it 
 CUT_MARKER = f" [bodywork: line cut at {MAX_LINE_BYTES // 1024} KiB, the rest dropped]"
 _READ_BYTES = 64 * 1024
 _LINE_END = re.compile(rb"\r\n|\r|\n")
+_BOOTSTRAPPER = "[bodywork]"  # what starts each of the bootstrapper's own lines
+_PREPARED = "] prepared in "  # its line before the module starts (bodywork_bootstrap.stage)
+_E2BIG_HINT = (
+    ": one argument or environment value is over 128 KiB, or all of them over the system's "
+    "limit (a stage secret's value, ARGS); pass big values in a file instead"
+)
 
 
 @dataclass
@@ -58,6 +77,7 @@ class LocalHandle:
     stop_requested: threading.Event = field(default_factory=threading.Event)
     url: str | None = None
     lifeline: int | None = None  # write end of the pipe the bootstrapper watches
+    start_error: str | None = None  # the bootstrapper could not be started (an OSError)
 
 
 class LineSplitter:
@@ -118,10 +138,35 @@ def port_in_use(port: int) -> bool:
         return False
 
 
+def _bootstrapper_said(tail: Sequence[str]) -> str | None:
+    """The bootstrapper's last message: its last `[bodywork]` line, and when that ends
+    with ':' the lines that continue it (uv's explanation of a failed install follows the
+    line naming the requirement)."""
+    lines = list(tail)
+    starts = [i for i, ln in enumerate(lines) if ln.startswith(_BOOTSTRAPPER)]
+    if not starts:
+        return None
+    said = [lines[starts[-1]].removeprefix(_BOOTSTRAPPER + " ")]
+    if said[0].rstrip().endswith(":"):
+        said += [ln.rstrip() for ln in lines[starts[-1] + 1 :] if ln.strip()]
+    return "\n".join(said)
+
+
+def _code_said_last(tail: Sequence[str]) -> str | None:
+    """The last line the stage's own code printed in its latest attempt (after the
+    bootstrapper's "prepared in" line; its own `[bodywork]` lines are not the code's)."""
+    lines = list(tail)
+    started = [i for i, ln in enumerate(lines) if _PREPARED in ln and ln.startswith(_BOOTSTRAPPER)]
+    own = lines[started[-1] + 1 :] if started else lines
+    return next(
+        (ln.strip() for ln in reversed(own) if ln.strip() and not ln.startswith(_BOOTSTRAPPER)),
+        None,
+    )
+
+
 def _exit_reason(code: int, tail: Sequence[str]) -> str:
     if code in BOOTSTRAP_EXIT_CODES:
-        said = [ln for ln in tail if ln.startswith("[bodywork]")]
-        detail = said[-1].removeprefix("[bodywork] ") if said else BOOTSTRAP_EXIT_CODES[code]
+        detail = _bootstrapper_said(tail) or BOOTSTRAP_EXIT_CODES[code]
         if code in TIME_LIMIT_EXIT_CODES:
             return f"{results.TIMED_OUT}: {detail}"
         return f"bootstrap failed: {detail}"
@@ -132,8 +177,10 @@ def _exit_reason(code: int, tail: Sequence[str]) -> str:
             return f"killed by signal {signal.Signals(code - 128).name}"
         except ValueError:
             return f"exited with code {code}"
-    last = next((ln for ln in reversed(tail) if ln.strip()), "")
-    return f"exited with code {code}" + (f": {last.strip()}" if last else "")
+    last = _code_said_last(tail)
+    if last is None:  # not the bootstrapper's "running main.py": that is no reason
+        return f"exited with code {code} and printed nothing"
+    return f"exited with code {code}: {last}"
 
 
 class LocalExecutor:
@@ -145,8 +192,17 @@ class LocalExecutor:
         python: str = sys.executable,
         stop_grace_seconds: float = STOP_GRACE_SECONDS,
         stage_secrets: Mapping[str, Mapping[str, str]] | None = None,
+        held_fds: Sequence[int] = (),
+        artifacts_url: str | None = None,  # s3://…: wins over the project's ARTIFACTS_URL
+        artifacts_s3_endpoint_url: str | None = None,
     ):
         self.sink = sink
+        # The S3 artifacts backend (engine.localartifacts), connected in prepare().
+        self.s3_choice = (artifacts_url, artifacts_s3_endpoint_url)
+        self.bucket: localartifacts.BucketSync | None = None
+        # Descriptors each bootstrapper inherits (the run lock: held until its last stage ends).
+        self.held_fds = tuple(held_fds)
+        self.artifacts: Path | None = None  # the project's, by identity (localproject)
         self.home = home
         self.env = dict(env)
         self.python = python
@@ -173,23 +229,39 @@ class LocalExecutor:
             if port_in_use(port):
                 raise BodyworkError(
                     f"port {port} for service '{stage.name}' is already in use on this "
-                    f"machine: stop what listens there or change PORT in {stage.name}/config.ini"
+                    f"machine{localports.describe_owner(port)}: stop what listens there or "
+                    f"change PORT in {stage.name}/config.ini"
                 )
         self.run_dir = self.home / "runs" / plan.run_id
-        self.artifacts_dir(plan.project).mkdir(parents=True, exist_ok=True)
+        identity = localproject.identity_of(plan)
+        self.artifacts = localproject.artifacts_dir(self.home, identity, warn=self._warn)
+        self.bucket = localartifacts.connect(plan, self.artifacts, self.env, *self.s3_choice)
+        if self.bucket is not None:  # the bucket's credentials stay in this process
+            self.env = localartifacts.without_credentials(self.env)
 
     def start(self, stage: StageSpec) -> LocalHandle:
         assert self.run_dir is not None, "prepare() first"
         handle = LocalHandle(stage=stage, workdir=self.run_dir / stage.name)
         with self._lock:
             self.handles.append(handle)
-        self._launch(handle)
+        if self.bucket is not None:  # the bucket's artifacts, before the stage starts
+            handle.start_error = self.bucket.pull(lambda line: self.sink(stage.name, line))
+            if handle.start_error is not None:
+                return handle
+        self._launch_or_note(handle)
         return handle
 
     def wait(self, handle: LocalHandle) -> StageResult:
+        if handle.start_error is not None:
+            return self._result(handle, FAILED, handle.start_error)
         if handle.stage.config.is_service:
             return self._wait_until_ready(handle)
-        return self._wait_for_batch(handle)
+        result = self._wait_for_batch(handle)
+        if self.bucket is not None and result.status == SUCCEEDED:  # up, once it succeeded
+            failed = self.bucket.push(lambda line: self.sink(handle.stage.name, line))
+            if failed is not None:
+                return self._result(handle, FAILED, failed)
+        return result
 
     def stop(self, handle: LocalHandle) -> None:
         handle.stop_requested.set()
@@ -214,10 +286,15 @@ class LocalExecutor:
                 handle.reader.join(timeout=5)
         if self.run_dir is not None:
             shutil.rmtree(self.run_dir, ignore_errors=True)
+        if self.bucket is not None:
+            self.bucket.close()
 
     # ------------------------------------------------------------------ local-only helpers
     def artifacts_dir(self, project: str) -> Path:
-        return self.home / "projects" / project / "artifacts"
+        """The project's artifacts folder (keyed by its identity once prepared)."""
+        if self.artifacts is not None:
+            return self.artifacts
+        return self.home / localproject.PROJECTS / project / localproject.ARTIFACTS
 
     def running_services(self) -> list[LocalHandle]:
         return [
@@ -247,6 +324,7 @@ class LocalExecutor:
             venv_root=str(self.home / "venvs"),
             artifacts_dir=str(self.artifacts_dir(stage.project)),
             cache_dir=None if "UV_CACHE_DIR" in self.env else str(self.home / "uv-cache"),
+            commit_cache=str(self.home / COMMITS_DIR),  # one fetch per commit, not per stage
         )
         watch = ["--lifeline-fd", str(lifeline_fd)]
         return [
@@ -276,7 +354,7 @@ class LocalExecutor:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=env,
-                pass_fds=(watched,),
+                pass_fds=(watched, *self.held_fds),
                 start_new_session=True,  # own process group: Ctrl-C is ours to pass on, and
             )  # stopping the group also stops the stage's children
         except BaseException:
@@ -296,6 +374,22 @@ class LocalExecutor:
         handle.reader.start()
         if handle.stop_requested.is_set():  # stop() raced with this launch
             self._terminate(handle)
+
+    def _launch_or_note(self, handle: LocalHandle) -> None:
+        """Launch; an OSError starting the bootstrapper (E2BIG: an argument list or an env
+        value too long; EMFILE; ENOMEM) fails this stage, with a reason, not the whole run."""
+        try:
+            self._launch(handle)
+        except OSError as exc:
+            name = errno.errorcode.get(exc.errno or 0, "")
+            handle.start_error = (
+                f"cannot start its bootstrapper: {exc.strerror or exc}"
+                + (f" ({name})" if name else "")
+                + (_E2BIG_HINT if exc.errno == errno.E2BIG else "")
+            )
+
+    def _warn(self, message: str) -> None:
+        log.warning("local_artifacts", detail=message)
 
     def _pump(self, handle: LocalHandle, process: subprocess.Popen[bytes]) -> None:
         """Read the stage's output to its end, line by line (see LineSplitter), into the
@@ -326,7 +420,7 @@ class LocalExecutor:
             handle.reader.join(timeout=5)
 
     def _result(self, handle: LocalHandle, status: str, reason: str = "") -> StageResult:
-        return StageResult(
+        result = StageResult(
             stage=handle.stage.name,
             stage_type=handle.stage.config.stage_type,
             status=status,
@@ -337,6 +431,15 @@ class LocalExecutor:
             url=handle.url,
             log_tail=list(handle.tail),
         )
+        timings = result.timings
+        if timings is not None:  # --log-level debug: where the stage's time went
+            log.debug(
+                "stage_timing",
+                stage=result.stage,
+                breakdown=results.timing_summary(timings),
+                **timings,
+            )
+        return result
 
     def _wait_for_batch(self, handle: LocalHandle) -> StageResult:
         config = handle.stage.config
@@ -345,9 +448,9 @@ class LocalExecutor:
             # The bootstrapper holds install and code to their own limits; this is the
             # backstop for a bootstrapper that cannot act, per attempt.
             backstop = deadlines.attempt_seconds(config) + deadlines.POD_START_GRACE_SECONDS
-            try:
-                code = handle.process.wait(timeout=backstop)
-            except subprocess.TimeoutExpired:
+            # Blocks on the process's exit (a pidfd), not a sleep-and-check loop.
+            code = supervise.wait_exit(handle.process, backstop)
+            if code is None:
                 self._terminate(handle)
                 self._finish_reading(handle)
                 return self._result(
@@ -371,7 +474,9 @@ class LocalExecutor:
                 f"[bodywork] attempt {handle.attempts} failed "
                 f"({reason}); retrying ({handle.attempts}/{config.retries} retries used)",
             )
-            self._launch(handle)
+            self._launch_or_note(handle)
+            if handle.start_error is not None:
+                return self._result(handle, FAILED, handle.start_error)
 
     def _wait_until_ready(self, handle: LocalHandle) -> StageResult:
         config = handle.stage.config
@@ -394,6 +499,11 @@ class LocalExecutor:
                     f"{_exit_reason(code, handle.tail)} (before listening on port {config.port})",
                 )
             if port_in_use(config.port):
+                other = localports.foreign_listener(config.port, handle.process.pid)
+                if other is not None:  # not the stage: it would be mistaken for it
+                    self._terminate(handle)
+                    self._finish_reading(handle)
+                    return self._result(handle, FAILED, localports.taken(config.port, other))
                 handle.url = f"http://localhost:{config.port}"
                 return self._result(handle, SUCCEEDED)
             time.sleep(READY_POLL_SECONDS)
