@@ -162,7 +162,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run the workflow here. Exit codes beyond the errors': 130 on Ctrl-C or SIGTERM, 129
     on SIGHUP, 141 when stdout's reader went away; every stage is stopped in each case."""
     from bodywork.engine import controller, locallock, localproject, localsecrets, workflow
-    from bodywork.engine.executors.local import LocalExecutor
+    from bodywork.engine.executors.local import COMMITS_DIR, LocalExecutor
 
     stopper = RunStopper()
     stopper.install()  # `kill` and a closed terminal clean up like Ctrl-C
@@ -171,12 +171,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         parallel = settings.max_parallel(args, dict(os.environ))  # a typo costs no fetch
         backend = settings.artifacts_backend(args)  # --artifacts-url, checked before a fetch
-        the_plan = settings.load_plan(args)
+        home = settings.default_home(dict(os.environ))
+        # The planning fetch fills the stages' commit cache: one fetch per run, not per stage.
+        the_plan = settings.load_plan(args, commit_cache=home / COMMITS_DIR)
         secrets_file = Path(args.secrets_file) if args.secrets_file else None
         stage_secrets = localsecrets.resolve(the_plan, os.environ, secrets_file)
         # Stages fetch the same URL, so they get the same credentials (as paths and env).
         stage_env = settings.git_auth_env(args) or os.environ
-        home = settings.default_home(dict(os.environ))
         # One run of a project at a time (its identity: name and repository), else exit 6.
         run_dir = home / "runs" / the_plan.run_id
         lock = locallock.ProjectLock(

@@ -199,8 +199,11 @@ def git_auth_env(
     return {**environ, **extra} if extra else None
 
 
-def load_plan(args: argparse.Namespace, run_id: str | None = None) -> plan.Plan:
-    """Pin args.source at --branch to one commit, validate the project there, plan a run."""
+def load_plan(
+    args: argparse.Namespace, run_id: str | None = None, commit_cache: Path | None = None
+) -> plan.Plan:
+    """Pin args.source at --branch to one commit, validate the project there, plan a run.
+    `commit_cache`: where a local run's stages find the commit (the planning fetch fills it)."""
     from bodywork.core import config
     from bodywork.engine import controller
 
@@ -216,6 +219,7 @@ def load_plan(args: argparse.Namespace, run_id: str | None = None) -> plan.Plan:
         run_id=run_id,
         on_project=apply_log_level,
         git_env=git_auth_env(args),
+        commit_cache=commit_cache,
     )
 
 

@@ -33,10 +33,12 @@ def load_plan(
     run_id: str | None = None,
     on_project: Callable[[config.ProjectConfig], None] | None = None,
     git_env: Mapping[str, str] | None = None,
+    commit_cache: Path | None = None,
 ) -> plan.Plan:
     """Resolve `location` at `ref` to one commit, validate the project there, plan the run.
 
-    `git_env`: the environment git credentials come from (default: this process's)."""
+    `git_env`: the environment git credentials come from (default: this process's).
+    `commit_cache`: a local run's stage commit cache, which the planning checkout fills."""
     source = gitsource.resolve(
         location,
         ref,
@@ -51,7 +53,7 @@ def load_plan(
         commit=source.commit,
     )
     with tempfile.TemporaryDirectory(prefix="bodywork-config-") as tmp:
-        root = gitsource.checkout(source, Path(tmp) / "src", git_env)
+        root = gitsource.checkout(source, Path(tmp) / "src", git_env, commit_cache)
         project = config.load_project(root, gitsource.project_fallback_name(source))
     if on_project is not None:
         on_project(project)

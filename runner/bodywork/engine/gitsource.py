@@ -261,12 +261,23 @@ def resolve(
     return resolve_local(path, ref, warn)
 
 
-def checkout(source: Source, dest: Path, env: Mapping[str, str] | None = None) -> Path:
-    """Check out the pinned commit into `dest`; return the project root inside it."""
+def checkout(
+    source: Source,
+    dest: Path,
+    env: Mapping[str, str] | None = None,
+    commit_cache: Path | None = None,
+) -> Path:
+    """Check out the pinned commit into `dest`; return the project root inside it.
+
+    `commit_cache`: the stages' commit cache (a local run's); the commit is fetched into it
+    once, here, and every stage of the run copies it from there instead of fetching again."""
     from bodywork_bootstrap import gitfetch
 
     try:
-        gitfetch.fetch_commit(source.repo_url, source.commit, dest, env)
+        if commit_cache is None:
+            gitfetch.fetch_commit(source.repo_url, source.commit, dest, env)
+        else:
+            gitfetch.checkout_commit(source.repo_url, source.commit, dest, commit_cache, env)
     except gitfetch.FetchError as exc:
         if source.repo_url.startswith("file://"):  # git may refuse the local git directory
             probe = _git_here(["ls-remote", source.repo_url, "HEAD"], dest.parent)
