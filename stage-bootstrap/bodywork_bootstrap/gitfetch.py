@@ -484,6 +484,30 @@ _FETCH_GIT = [*_QUIET_GIT, "-c", "fetch.unpackLimit=1"]
 _CHECKOUT_GIT = ["-c", "checkout.workers=0"]
 
 
+FULL_DISK_BYTES = 1 << 20  # less than this free, a checkout's failure is the disk's
+
+
+def full_disk_reason(path: Path) -> str | None:
+    """Why a write under `path` failed, when it is the disk: git's own words for it vary by
+    step ("Out of diskspace", "not a git repository" once `git init` could not write)."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        usage = os.statvfs(probe)
+    except OSError:
+        return None
+    free = usage.f_bavail * usage.f_frsize
+    if free >= FULL_DISK_BYTES and usage.f_favail != 0:
+        return None
+    what = "free space" if free < FULL_DISK_BYTES else "free inodes"
+    return (
+        f"no {what} left on the disk holding {probe} ({free // 1024} KiB free) for the "
+        "checkout: free space there, or point TMPDIR (or BODYWORK_HOME) at a larger disk (in "
+        "a pod: raise its ephemeral-storage)"
+    )
+
+
 def fetch_commit(
     url: str,
     commit: str,
@@ -506,7 +530,10 @@ def fetch_commit(
     except GitStalled as exc:
         raise GitStalled(f"cannot fetch {redact(url)} at {commit}: {exc}") from None
     if result.returncode != 0:
-        raise FetchError(f"cannot fetch {redact(url)} at {commit}: {_reason(result.stderr, url)}")
+        raise FetchError(
+            full_disk_reason(dest)  # git's words for it vary: "not a git repository"
+            or f"cannot fetch {redact(url)} at {commit}: {_reason(result.stderr, url)}"
+        )
     switch = [
         *_QUIET_GIT,
         *_CHECKOUT_GIT,
@@ -518,7 +545,10 @@ def fetch_commit(
     ]
     checkout = _git(switch, dest, env, deadline)
     if checkout.returncode != 0:
-        raise FetchError(f"commit {commit} is not in {redact(url)}: {_reason(checkout.stderr)}")
+        raise FetchError(
+            full_disk_reason(dest)
+            or f"commit {commit} is not in {redact(url)}: {_reason(checkout.stderr)}"
+        )
 
 
 def _fetch(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,6 +19,8 @@ import pytest
 
 from bodywork.cli.main import describe_os_error
 from bodywork.core.errors import GitSourceError
+from bodywork_bootstrap import EXIT_FETCH_FAILED
+from tests.conftest import git
 from tests.local.projects import batch_stage, project_ini
 
 
@@ -65,3 +68,21 @@ def test_a_write_that_names_no_file_names_where_bodywork_writes(
     assert f"BODYWORK_HOME ({tmp_path / 'home'})" in line and "TMPDIR (" in line
     named = describe_os_error(OSError(errno.ENOSPC, "No space left on device", "/data/x"))
     assert named == "/data/x: No space left on device (ENOSPC)"  # a named file stays named
+
+
+def test_a_stage_fetching_onto_a_full_disk_names_the_disk(
+    nearly_full_disk: Path, project: Path
+) -> None:
+    """The bootstrapper's own fetch (a stage pod's emptyDir filling up) says the same."""
+    commit = git(project, "rev-parse", "HEAD")
+    done = subprocess.run(
+        [sys.executable, "-m", "bodywork_bootstrap", "--repo", f"file://{project}",
+         "--commit", commit, "--stage", "train", "--module", "train/train.py",
+         "--workdir", str(nearly_full_disk / "work"), "--venv-root", str(project.parent / "v"),
+         "--artifacts-dir", str(project.parent / "a")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    out = done.stdout + done.stderr
+    assert done.returncode == EXIT_FETCH_FAILED, out
+    assert "not a git repository" not in out
+    assert f"no free space left on the disk holding {nearly_full_disk}" in out

@@ -283,8 +283,6 @@ def checkout(
             probe = _git_here(["ls-remote", source.repo_url, "HEAD"], dest.parent)
             if (refused := _git_failure(probe, dest)) is not None:
                 raise refused from exc
-        if (full := full_disk_reason(dest)) is not None:  # git then says "not a git repository"
-            raise GitSourceError(full) from exc
         raise GitSourceError(str(exc)) from exc
     root = dest / source.project_dir
     if not root.is_dir():
@@ -294,29 +292,6 @@ def checkout(
     # Before any file is read: a committed symlink pointing out would bring in other code.
     confinement.refuse_links_leaving(root, dest)
     return root
-
-
-FULL_DISK_BYTES = 1 << 20  # less than this free, a checkout's failure is the disk's
-
-
-def full_disk_reason(path: Path) -> str | None:
-    """Why a write under `path` failed, when it is the disk: git's own words for it vary by
-    step ("Out of diskspace", "not a git repository" once `git init` could not write)."""
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    try:
-        usage = os.statvfs(probe)
-    except OSError:
-        return None
-    free = usage.f_bavail * usage.f_frsize
-    if free >= FULL_DISK_BYTES and usage.f_favail != 0:
-        return None
-    what = "free space" if free < FULL_DISK_BYTES else "free inodes"
-    return (
-        f"no {what} left on the disk holding {probe} ({free // 1024} KiB free) for the "
-        "checkout: free space there, or point TMPDIR (or BODYWORK_HOME) at a larger disk"
-    )
 
 
 def project_fallback_name(source: Source) -> str:
