@@ -12,8 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from bodywork.core import objects, plan
-from bodywork.engine import deploy
+from bodywork.core import objects, plan, render
 from bodywork_bootstrap import gitfetch
 from tests import builders
 
@@ -157,7 +156,7 @@ def test_only_the_fetch_init_container_sees_the_ssh_secret_and_the_token() -> No
 
 
 def test_without_secrets_pods_have_no_git_credentials() -> None:
-    text = deploy.to_yaml(objects.build_stage_objects(make_plan(), PLAIN))
+    text = render.to_yaml(objects.build_stage_objects(make_plan(), PLAIN))
     assert "git-ssh" not in text
     assert "BODYWORK_GIT_TOKEN" not in text and "BODYWORK_GIT_SSH_DIR" not in text
 
@@ -192,8 +191,8 @@ def test_rendered_yaml_holds_secret_names_never_values(monkeypatch: pytest.Monke
     """Even with a token in the environment, render prints only Secret names."""
     monkeypatch.setenv("BODYWORK_GIT_TOKEN", TOKEN)
     run = controller_run(git_ssh_secret=SSH, git_token_secret=TOKEN_SECRET)
-    docs = deploy.render(make_plan(), PRIVATE, run)
-    text = deploy.to_yaml(docs)
+    docs = render.render(make_plan(), PRIVATE, run)
+    text = render.to_yaml(docs)
     assert TOKEN not in text
     assert base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode() not in text
     assert "BEGIN" not in text and "extraHeader" not in text

@@ -5,8 +5,7 @@ from __future__ import annotations
 import kubernetes_validate
 import yaml
 
-from bodywork.core import names, objects, plan
-from bodywork.engine import deploy
+from bodywork.core import names, objects, plan, render
 from tests.builders import COMMIT, RUN_ID, make_plan, run_settings, stage_config
 
 KUBERNETES_VERSION = "1.37.0"
@@ -40,7 +39,7 @@ def validate(doc: dict) -> None:
 def test_render_puts_the_controller_job_first_then_every_stage_object() -> None:
     """Controller Job, then PVC, stage Job, Deployment, Service, Ingress, in that order."""
     the_plan = make_plan(TRAIN, SERVE)
-    docs = deploy.render(the_plan, SETTINGS, controller_for(the_plan))
+    docs = render.render(the_plan, SETTINGS, controller_for(the_plan))
     assert [d["kind"] for d in docs] == [
         "Job",
         "PersistentVolumeClaim",
@@ -65,15 +64,15 @@ def test_render_puts_the_controller_job_first_then_every_stage_object() -> None:
 def test_render_without_a_controller_is_only_the_stage_objects() -> None:
     """No controller → exactly what the executor would submit."""
     the_plan = make_plan(TRAIN)
-    docs = deploy.render(the_plan, SETTINGS)
+    docs = render.render(the_plan, SETTINGS)
     assert docs == objects.build_stage_objects(the_plan, SETTINGS)
 
 
 def test_every_rendered_object_is_valid_for_current_kubernetes() -> None:
     """Each batch/v1, apps/v1, v1 and networking doc passes strict schema validation."""
     the_plan = make_plan(TRAIN, SERVE, webhook_url_secret="hooks")
-    docs = deploy.render(the_plan, SETTINGS, controller_for(the_plan))
-    docs += deploy.render(the_plan, SETTINGS, controller_for(the_plan, None), "0 3 * * *")[:1]
+    docs = render.render(the_plan, SETTINGS, controller_for(the_plan))
+    docs += render.render(the_plan, SETTINGS, controller_for(the_plan, None), "0 3 * * *")[:1]
     assert docs[-1]["kind"] == "CronJob"
     for doc in docs:
         validate(doc)
@@ -82,7 +81,7 @@ def test_every_rendered_object_is_valid_for_current_kubernetes() -> None:
 def test_a_schedule_renders_a_cronjob_instead_of_the_controller_job() -> None:
     """--schedule → one CronJob (no controller Job) running the controller as trigger cron."""
     the_plan = make_plan(TRAIN)
-    docs = deploy.render(the_plan, SETTINGS, controller_for(the_plan, None), "0 3 * * *")
+    docs = render.render(the_plan, SETTINGS, controller_for(the_plan, None), "0 3 * * *")
     assert [d["kind"] for d in docs] == ["CronJob", "PersistentVolumeClaim", "Job"]
     cron = docs[0]
     assert cron["apiVersion"] == "batch/v1"
@@ -96,8 +95,8 @@ def test_an_old_cluster_gets_a_batch_v1beta1_cronjob_when_asked() -> None:
     """cronjob_api_version='batch/v1beta1' (Kubernetes < 1.21) changes only the apiVersion."""
     the_plan = make_plan(TRAIN)
     run = controller_for(the_plan, None)
-    old = deploy.render(the_plan, SETTINGS, run, "0 3 * * *", "batch/v1beta1")
-    new = deploy.render(the_plan, SETTINGS, run, "0 3 * * *")
+    old = render.render(the_plan, SETTINGS, run, "0 3 * * *", "batch/v1beta1")
+    new = render.render(the_plan, SETTINGS, run, "0 3 * * *")
     assert old[0]["apiVersion"] == "batch/v1beta1"
     assert {**old[0], "apiVersion": "batch/v1"} == new[0]
     assert old[1:] == new[1:]
@@ -106,8 +105,8 @@ def test_an_old_cluster_gets_a_batch_v1beta1_cronjob_when_asked() -> None:
 def test_to_yaml_parses_back_to_exactly_the_docs() -> None:
     """What `render` prints is what a reviewer and kubectl read: no loss in the YAML."""
     the_plan = make_plan(TRAIN, SERVE, webhook_url_secret="hooks")
-    docs = deploy.render(the_plan, SETTINGS, controller_for(the_plan))
-    text = deploy.to_yaml(docs)
+    docs = render.render(the_plan, SETTINGS, controller_for(the_plan))
+    text = render.to_yaml(docs)
     assert list(yaml.safe_load_all(text)) == docs
     assert text.count("\n---\n") == len(docs) - 1
 
@@ -115,7 +114,7 @@ def test_to_yaml_parses_back_to_exactly_the_docs() -> None:
 def test_secrets_render_as_secret_key_refs_and_never_as_values() -> None:
     """[secrets] and the webhook secret appear only as secretKeyRef, never with a value."""
     the_plan = make_plan(TRAIN, SERVE, webhook_url_secret="hooks")
-    docs = deploy.render(the_plan, SETTINGS, controller_for(the_plan))
+    docs = render.render(the_plan, SETTINGS, controller_for(the_plan))
     refs = {}
     for doc in docs:
         template = (doc.get("spec") or {}).get("template")
@@ -131,14 +130,14 @@ def test_secrets_render_as_secret_key_refs_and_never_as_values() -> None:
         "API_KEY": "model-secrets",
         "BODYWORK_WEBHOOK_URL": "hooks",
     }
-    text = deploy.to_yaml(docs)
+    text = render.to_yaml(docs)
     assert "kind: Secret" not in text
 
 
 def test_a_named_artifacts_claim_is_mounted_not_rendered() -> None:
     """ARTIFACTS_PVC in bodywork.ini → no PVC doc; stage pods mount the named claim."""
     the_plan = make_plan(TRAIN, repo="git://h/r.git", ref=None, artifacts_pvc="shared-rwx")
-    docs = deploy.render(the_plan, SETTINGS, controller_for(the_plan))
+    docs = render.render(the_plan, SETTINGS, controller_for(the_plan))
     assert [d["kind"] for d in docs] == ["Job", "Job"]
     volumes = docs[1]["spec"]["template"]["spec"]["volumes"]
     assert volumes[0]["persistentVolumeClaim"]["claimName"] == "shared-rwx"

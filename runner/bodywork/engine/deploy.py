@@ -15,58 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-import yaml
 from kubernetes import client
 
-from bodywork.core import names, objects, records
+from bodywork.core import objects, records
 from bodywork.core.errors import ClusterError
-from bodywork.core.plan import Plan
 from bodywork.k8s import kube, recordstore, streams
 
 log = structlog.get_logger("bodywork.engine.deploy")
 FOLLOW_START_SECONDS = 300  # the controller pod must start within this (image pull etc.)
 Printer = Callable[[str], None]
-
-
-def render(
-    plan: Plan,
-    settings: objects.RunSettings,
-    controller: objects.ControllerRun | None = None,
-    schedule: str | None = None,
-    cronjob_api_version: str = "batch/v1",
-) -> list[dict[str, Any]]:
-    """Every object a run would apply, built by the same functions the executor uses."""
-    docs: list[dict[str, Any]] = []
-    if controller is not None:
-        if schedule:
-            name = names.cronjob_name(plan.project)
-            docs.append(
-                objects.build_cronjob(
-                    name,
-                    schedule,
-                    controller,
-                    settings.namespace,
-                    settings.image,
-                    cronjob_api_version,
-                    pull_policy=settings.image_pull_policy,
-                )
-            )
-        else:
-            docs.append(
-                objects.build_controller_job(
-                    controller,
-                    settings.namespace,
-                    settings.image,
-                    pull_policy=settings.image_pull_policy,
-                )
-            )
-    settings = objects.with_project_storage(settings, plan)
-    docs += objects.build_stage_objects(plan, settings)
-    return docs
-
-
-def to_yaml(docs: list[dict[str, Any]]) -> str:
-    return yaml.safe_dump_all(docs, sort_keys=False, width=100)
 
 
 # ---------------------------------------------------------------------------- install
