@@ -66,6 +66,7 @@ from bodywork_bootstrap import (
     s3,
     status,
 )
+from bodywork_bootstrap.stage import seconds_argument
 
 PREFIX = "artifacts: "
 MANIFEST_NAME = ".bodywork-artifacts-pulled.json"  # beside D, by default
@@ -504,16 +505,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_ARTIFACTS_CONFIG, f"{PREFIX}{message}\n")
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds: {text!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python3 -m bodywork_bootstrap.artifacts",
@@ -549,8 +540,8 @@ def build_parser() -> argparse.ArgumentParser:
                 metavar="S",
                 help="first wait for the stage (S/exit, S/heartbeat); upload only on exit 0",
             )
-            sub.add_argument("--stale-seconds", type=_seconds, default=STALE_SECONDS)
-            sub.add_argument("--start-seconds", type=_seconds, default=START_SECONDS)
+            sub.add_argument("--stale-seconds", type=seconds_argument, default=STALE_SECONDS)
+            sub.add_argument("--start-seconds", type=seconds_argument, default=START_SECONDS)
     return parser
 
 

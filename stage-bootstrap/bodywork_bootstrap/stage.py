@@ -73,7 +73,8 @@ def _fail(code: int, message: str, termination_log: str | None) -> int:
     return code
 
 
-def _seconds(text: str) -> float:
+def seconds_argument(text: str) -> float:
+    """An argparse type: a number of seconds above 0 (also the artifacts command's)."""
     try:
         value = float(text)
     except ValueError:
@@ -147,14 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--termination-log", default=None, help="file for the failure reason")
     parser.add_argument(
         "--max-install-seconds",
-        type=_seconds,
+        type=seconds_argument,
         default=None,
         metavar="N",
         help="bound on fetching and installing together (MAX_INSTALL_TIME_SECONDS)",
     )
     parser.add_argument(
         "--max-run-seconds",
-        type=_seconds,
+        type=seconds_argument,
         default=None,
         metavar="N",
         help="batch: stop the module N s after it starts (MAX_COMPLETION_TIME_SECONDS)",
@@ -164,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-startup-seconds",
-        type=_seconds,
+        type=seconds_argument,
         default=None,
         metavar="N",
         help="service: stop it unless it listens on --port within N s of starting "
