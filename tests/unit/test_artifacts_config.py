@@ -138,3 +138,20 @@ def test_a_deploy_time_backend_travels_to_the_controller_in_its_arguments():
     plain = objects.build_controller_job(objects.ControllerRun(repo="r"), "ns", "img")
     plain_args = plain["spec"]["template"]["spec"]["containers"][0]["args"]
     assert not any(a.startswith("--artifacts") for a in plain_args)
+
+
+def test_validate_refuses_s3_with_a_read_write_once_claim_naming_the_fix():
+    messages = yaml_errors("artifacts_url: s3://b-1\nartifacts_s3_secret: c\nartifacts_pvc: cache\n")
+    assert any("would pin every pod of the project to one node" in m for m in messages), messages
+    rwx = parse_yaml(
+        "artifacts_url: s3://b-1\nartifacts_s3_secret: c\nartifacts_pvc: cache\n"
+        "artifacts_pvc_access_mode: ReadWriteMany\n"
+    )
+    assert rwx.artifacts_pvc == "cache" and not rwx.warnings
+
+
+def test_validate_warns_when_a_cluster_run_would_lack_the_s3_secret():
+    project = parse_yaml("artifacts_url: s3://b-1\n")
+    [warning] = [w for w in project.warnings if "ARTIFACTS_S3_SECRET" in w.message]
+    assert warning.severity == "warning" and "--artifacts-s3-secret" in warning.message
+    assert warning.line == 4  # the artifacts_url line of the generated file

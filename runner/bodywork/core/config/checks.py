@@ -17,6 +17,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from bodywork.core import names
+from bodywork.core.config import schema as s
 from bodywork.core.config.model import StageConfig, StageDir
 from bodywork.core.config.schema import (
     BATCH,
@@ -430,3 +431,42 @@ def link_leaving_repo(path: str, target: str, into_git: bool = False) -> Problem
         "holds, so commit the files themselves in place of the link (or point it at a path "
         "inside the repository)",
     )
+
+
+def artifacts_backend(
+    values: Mapping[str, Any], where: Callable[[Key[Any]], tuple[str, str, int | None]]
+) -> list[Problem]:
+    """The S3 backend with a ReadWriteOnce claim (it would pin every pod for caches alone:
+    an error), or without the Secret a cluster run takes its credentials from (a warning:
+    a local run takes them from the environment, and a deploy may name it with a flag)."""
+    if not values.get(s.ARTIFACTS_URL.name):
+        return []
+    found: list[Problem] = []
+    claim = values.get(s.ARTIFACTS_PVC.name)
+    mode = values.get(s.ARTIFACTS_PVC_ACCESS_MODE.name) or s.default_of(s.ARTIFACTS_PVC_ACCESS_MODE)
+    if claim and mode != s.ACCESS_MODES[1]:
+        file, key, line = where(s.ARTIFACTS_PVC)
+        found.append(
+            Problem(
+                file,
+                f"with ARTIFACTS_URL the claim '{claim}' would hold only the caches, and as a "
+                f"{mode} claim it would pin every pod of the project to one node: set "
+                "ARTIFACTS_PVC_ACCESS_MODE = ReadWriteMany if it is one, or remove ARTIFACTS_PVC",
+                key=key,
+                line=line,
+            )
+        )
+    if not values.get(s.ARTIFACTS_S3_SECRET.name):
+        file, key, line = where(s.ARTIFACTS_URL)
+        found.append(
+            Problem(
+                file,
+                "in a cluster ARTIFACTS_URL needs ARTIFACTS_S3_SECRET (or deploy with "
+                "--artifacts-s3-secret): a Secret with AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY; a local run takes them from your environment",
+                key=key,
+                line=line,
+                severity="warning",
+            )
+        )
+    return found

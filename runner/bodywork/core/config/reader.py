@@ -92,6 +92,7 @@ def _shared_checks(draft: Draft, files: ProjectFiles, problems: list[Problem]) -
     for first, second, port in checks.port_conflicts(draft.steps, draft.stages):
         file, key, line = draft.where(second, s.PORT)
         problems.append(checks.port_conflict_warning(file, key, line, first, second, port))
+    problems += checks.artifacts_backend(values, functools.partial(draft.where, None))
     return project_name
 
 
