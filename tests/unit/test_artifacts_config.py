@@ -141,7 +141,8 @@ def test_a_deploy_time_backend_travels_to_the_controller_in_its_arguments():
 
 
 def test_validate_refuses_s3_with_a_read_write_once_claim_naming_the_fix():
-    messages = yaml_errors("artifacts_url: s3://b-1\nartifacts_s3_secret: c\nartifacts_pvc: cache\n")
+    backend = "artifacts_url: s3://b-1\nartifacts_s3_secret: c\n"
+    messages = yaml_errors(backend + "artifacts_pvc: cache\n")
     assert any("would pin every pod of the project to one node" in m for m in messages), messages
     rwx = parse_yaml(
         "artifacts_url: s3://b-1\nartifacts_s3_secret: c\nartifacts_pvc: cache\n"
