@@ -520,6 +520,20 @@ def fetch_commit(
 
     `deadline` (a `time.monotonic()` value): git is stopped then and FetchTimedOut raised.
     A server that stalls (see `run_git`) is not retried: GitStalled names it."""
+    env = fetch_objects(url, commit, dest, env, deadline=deadline)
+    checkout_fetched(url, commit, dest, env, deadline=deadline)
+
+
+def fetch_objects(
+    url: str,
+    commit: str,
+    dest: Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    deadline: float | None = None,
+) -> dict[str, str]:
+    """Make `dest` a repository holding `commit` from `url`, nothing checked out (see
+    `fetch_commit`); return the git environment used, credentials included."""
     env = git_env(env, url=url)
     dest.mkdir(parents=True, exist_ok=True)
     # No template (no sample hooks to copy), and the default branch named so git prints
@@ -534,6 +548,13 @@ def fetch_commit(
             full_disk_reason(dest)  # git's words for it vary: "not a git repository"
             or f"cannot fetch {redact(url)} at {commit}: {_reason(result.stderr, url)}"
         )
+    return env
+
+
+def checkout_fetched(
+    url: str, commit: str, dest: Path, env: dict[str, str], *, deadline: float | None = None
+) -> None:
+    """Check `commit` out in `dest`, which `fetch_objects` filled."""
     switch = [
         *_QUIET_GIT,
         *_CHECKOUT_GIT,

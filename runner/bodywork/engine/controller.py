@@ -38,7 +38,9 @@ def load_plan(
     """Resolve `location` at `ref` to one commit, validate the project there, plan the run.
 
     `git_env`: the environment git credentials come from (default: this process's).
-    `commit_cache`: a local run's stage commit cache, which the planning checkout fills."""
+    `commit_cache`: a local run's stage commit cache, which the planning checkout fills;
+    without one the project is read from the commit's git objects, with no checkout (see
+    `gitsource.read_commit`), unless only a checkout shows it as it is."""
     source = gitsource.resolve(
         location,
         ref,
@@ -52,9 +54,18 @@ def load_plan(
         ref=source.ref,
         commit=source.commit,
     )
+    fallback_name = gitsource.project_fallback_name(source)
     with tempfile.TemporaryDirectory(prefix="bodywork-config-") as tmp:
-        root = gitsource.checkout(source, Path(tmp) / "src", git_env, commit_cache)
-        project = config.load_project(root, gitsource.project_fallback_name(source))
+        dest = Path(tmp) / "src"
+        files = None
+        if commit_cache is None:  # no stage needs the tree: read the commit's objects
+            files = gitsource.read_commit(source, dest, git_env, fallback_name)
+        if files is not None:
+            project = config.parse_project(files)
+        else:
+            fetched = commit_cache is None
+            root = gitsource.checkout(source, dest, git_env, commit_cache, fetched=fetched)
+            project = config.load_project(root, fallback_name)
     if on_project is not None:
         on_project(project)
     if project.config_file == config.YAML_FILE:

@@ -9,6 +9,9 @@ ends in one line naming it (BODYWORK_GIT_STALL_SECONDS) instead of a silent wait
 A local repository is read with the git executable too (`rev-parse`, `status`): three short
 processes, and no git library to import before a command can start. A repository another
 user owns, which git refuses to read ("dubious ownership"), is named with the fix.
+`read_commit` reads a project at its commit from git's objects (`ls-tree`, `cat-file`) for
+commands that need no checkout (render, deploy, validate of a URL); what only a checkout
+shows as it is (symlinks, attributes) is still checked out.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from bodywork_bootstrap.redaction import redact
 
 if TYPE_CHECKING:
     import subprocess
+
+    from bodywork.core.config import ProjectFiles
 
 # gitfetch (subprocess, selectors, threads: ~15 ms) is imported by the functions that run git,
 # so `bodywork validate PATH`, which only asks `is_url`, starts without it.
@@ -266,32 +271,179 @@ def checkout(
     dest: Path,
     env: Mapping[str, str] | None = None,
     commit_cache: Path | None = None,
+    fetched: bool = False,
 ) -> Path:
     """Check out the pinned commit into `dest`; return the project root inside it.
 
     `commit_cache`: the stages' commit cache (a local run's); the commit is fetched into it
-    once, here, and every stage of the run copies it from there instead of fetching again."""
+    once, here, and every stage of the run copies it from there instead of fetching again.
+    `fetched`: `read_commit` fetched the commit into `dest` already; only check it out."""
     from bodywork_bootstrap import gitfetch
 
     try:
-        if commit_cache is None:
+        if fetched:
+            git = gitfetch.git_env(env, url=source.repo_url)
+            gitfetch.checkout_fetched(source.repo_url, source.commit, dest, git)
+        elif commit_cache is None:
             gitfetch.fetch_commit(source.repo_url, source.commit, dest, env)
         else:
             gitfetch.checkout_commit(source.repo_url, source.commit, dest, commit_cache, env)
     except gitfetch.FetchError as exc:
-        if source.repo_url.startswith("file://"):  # git may refuse the local git directory
-            probe = _git_here(["ls-remote", source.repo_url, "HEAD"], dest.parent)
-            if (refused := _git_failure(probe, dest)) is not None:
-                raise refused from exc
-        raise GitSourceError(str(exc)) from exc
+        raise _fetch_failure(source, dest, exc) from exc
     root = dest / source.project_dir
     if not root.is_dir():
-        raise GitSourceError(
-            f"'{source.project_dir}' does not exist in the repo at {source.commit[:12]}"
-        )
+        raise _no_project_dir(source)
     # Before any file is read: a committed symlink pointing out would bring in other code.
     confinement.refuse_links_leaving(root, dest)
     return root
+
+
+def _fetch_failure(source: Source, dest: Path, exc: Exception) -> GitSourceError:
+    if source.repo_url.startswith("file://"):  # git may refuse the local git directory
+        probe = _git_here(["ls-remote", source.repo_url, "HEAD"], dest.parent)
+        if (refused := _git_failure(probe, dest)) is not None:
+            return refused
+    return GitSourceError(str(exc))
+
+
+def _no_project_dir(source: Source) -> GitSourceError:
+    return GitSourceError(
+        f"'{source.project_dir}' does not exist in the repo at {source.commit[:12]}"
+    )
+
+
+_LINK, _SUBMODULE, _TREE = "120000", "160000", "040000"
+# What a checkout could show differently from the committed bytes: attributes (eol, filters,
+# working-tree-encoding) and core.autocrlf; core.attributesFile may name attributes too.
+_ATTRIBUTES = ".gitattributes"
+_CHECKOUT_CONFIG = r"^core\.(autocrlf|attributesfile)$"
+_BARE_NAMES = ("HEAD", "objects", "refs")
+_SYSTEM_ATTRIBUTES = "/etc/gitattributes"
+
+
+def read_commit(
+    source: Source,
+    dest: Path,
+    env: Mapping[str, str] | None,
+    fallback_name: str,
+    max_files: int | None = None,
+) -> ProjectFiles | None:
+    """The project's snapshot at the pinned commit, read from git's objects without a
+    checkout: the commit is fetched into `dest` (an empty folder) as `checkout` does, then
+    one `ls-tree` lists every path and one `cat-file --batch` reads the configuration
+    files. Equal to `config.read_project_files` of a checkout, errors included.
+
+    None when only a checkout shows the project as it is (the caller checks it out then,
+    in `dest`, with `checkout(..., fetched=True)`):
+    a symlink in the project or on the way to it (what it resolves to is the file
+    system's answer, confinement's rules applied to it), a .gitattributes anywhere, a
+    core.autocrlf or core.attributesFile setting or a global attributes file (a checkout
+    would rewrite the texts), a path git's output cannot spell, a project folder that
+    looks like a bare repository (`load_project` names that with the checkout's path)."""
+    import subprocess
+
+    from bodywork.core import config
+    from bodywork_bootstrap import gitfetch
+
+    url, commit = source.repo_url, source.commit
+    try:
+        git = gitfetch.fetch_objects(url, commit, dest, env)
+    except gitfetch.FetchError as exc:
+        raise _fetch_failure(source, dest, exc) from exc
+    # Three local processes, started together: the settings, the blob reader, the listing.
+    settings = subprocess.Popen(
+        ["git", "config", "--get-regexp", _CHECKOUT_CONFIG], cwd=dest, env=git,
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    reader = subprocess.Popen(
+        ["git", "cat-file", "--batch"], cwd=dest, env=git,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        listed = gitfetch.run_git(["ls-tree", "-r", "-z", "--full-tree", commit], dest, git)
+        configured = settings.communicate()[0].strip()
+        files = None
+        if listed.returncode == 0 and not configured and not _global_attributes(git):
+            files = _listed_files(source, listed.stdout)  # None: a link or attributes
+        if files is None:  # or not a commit after all: the checkout's error names it
+            return None
+        blobs = files[0]
+        return config.tree_project_files(
+            blobs, files[1], lambda paths: _cat_blobs(reader, {p: blobs[p] for p in paths}),
+            fallback_name, max_files,
+        )  # fmt: skip
+    finally:
+        for process in (settings, reader):
+            if process.returncode is None:
+                process.communicate(b"" if process is reader else None)
+
+
+def _listed_files(source: Source, listing: str) -> tuple[dict[str, str], set[str]] | None:
+    """From `ls-tree -r -z` of the commit: the project's files (relative to its root → the
+    blob) and folders; None when only a checkout shows them as they are (see read_commit)."""
+    prefix = f"{source.project_dir}/" if source.project_dir else ""
+    above = {source.project_dir.rsplit("/", n)[0] for n in range(source.project_dir.count("/") + 1)}
+    files: dict[str, str] = {}  # relative to the project root → blob
+    dirs: set[str] = set()
+    found_root = not prefix
+    for record in listing.split("\0"):
+        if not record:
+            continue
+        meta, _, path = record.partition("\t")
+        mode, _, oid = meta.partition(" ")
+        oid = oid.rpartition(" ")[2]
+        name = path.rpartition("/")[2]
+        if "\ufffd" in path or name == _ATTRIBUTES:
+            return None
+        if prefix and path in above:  # the project folder or one above it is not a folder
+            if mode == _LINK:
+                return None
+            if path == source.project_dir and mode == _SUBMODULE:
+                found_root = True
+            continue
+        if not path.startswith(prefix):
+            continue
+        found_root = True
+        inside = path[len(prefix) :]
+        if mode == _LINK:
+            return None
+        parts = inside.split("/")
+        dirs.update("/".join(parts[:n]) for n in range(1, len(parts)))
+        if mode == _SUBMODULE:
+            dirs.add(inside)
+        elif mode != _TREE:
+            files[inside] = oid
+    if not found_root:
+        raise _no_project_dir(source)
+    top = {p for p in (*files, *dirs) if "/" not in p}
+    if all(n in top for n in _BARE_NAMES) and prefix:
+        return None
+    return files, dirs
+
+
+def _global_attributes(env: Mapping[str, str]) -> bool:
+    """Is there an attributes file git reads by default ($XDG_CONFIG_HOME/git, /etc)?"""
+    home = env.get("XDG_CONFIG_HOME") or os.path.join(env.get("HOME", "~"), ".config")
+    user = os.path.join(os.path.expanduser(home), "git", "attributes")
+    return os.path.exists(user) or os.path.exists(_SYSTEM_ATTRIBUTES)
+
+
+def _cat_blobs(reader: subprocess.Popen[bytes], blobs: Mapping[str, str]) -> dict[str, bytes]:
+    """The bytes of each blob (path → object id), read by `reader` (`git cat-file --batch`)."""
+    order = list(blobs.items())
+    out, err = reader.communicate("".join(f"{oid}\n" for _, oid in order).encode())
+    if reader.returncode != 0:
+        raise GitSourceError(f"cannot read the commit's files: {err.decode(errors='replace')}")
+    at, texts = 0, {}
+    for path, _ in order:
+        end = out.index(b"\n", at)
+        header = out[at:end].split()
+        if len(header) != 3 or header[1] != b"blob":
+            raise GitSourceError(f"cannot read '{path}' from the commit: git said {out[at:end]!r}")
+        size = int(header[2])
+        texts[path] = out[end + 1 : end + 1 + size]
+        at = end + 1 + size + 1
+    return texts
 
 
 def project_fallback_name(source: Source) -> str:

@@ -29,6 +29,7 @@ from bodywork.core.config.reader import (
     local_port_conflicts,
     parse_project,
     read_project_files,
+    tree_project_files,
 )
 from bodywork.core.config.schema import (
     BATCH,
@@ -67,4 +68,5 @@ __all__ = [
     "local_port_conflicts",
     "parse_project",
     "read_project_files",
+    "tree_project_files",
 ]

@@ -8,7 +8,8 @@ and sections are warnings, or errors with `strict`; notes never fail. A project 
 for Kubernetes is cut, with a hash of the whole (`names.object_name`), and a note says so.
 `read_project_files` and `load_project` are the small loaders that take the snapshot from a
 checkout (`decode_text`: UTF-8, a BOM dropped, or UTF-16 with its BOM); `load_project` names
-a bare repository instead of reporting its missing files.
+a bare repository instead of reporting its missing files. `tree_project_files` takes the
+same snapshot from a listing of a commit's paths and a reader of its blobs (no checkout).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import codecs
 import functools
 import os
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from bodywork.core import names
@@ -196,21 +198,24 @@ def bare_repository_message(path: Path) -> str:
     )
 
 
-def _file_paths(root: Path) -> tuple[frozenset[str], bool]:
-    """Every file under `root`, relative and POSIX, up to MAX_PROJECT_FILES; and whether
-    there were more."""
+def _file_paths(root: Path, max_files: int | None = None) -> tuple[frozenset[str], bool]:
+    """Every file under `root`, relative and POSIX, up to `max_files` (MAX_PROJECT_FILES);
+    and whether there were more."""
+    max_files = s.MAX_PROJECT_FILES if max_files is None else max_files
     found: list[str] = []
     for directory, subdirs, filenames in os.walk(root):
         subdirs[:] = sorted(d for d in subdirs if d not in _SKIP_WALKING)
         relative = Path(directory).relative_to(root).as_posix()
         for filename in sorted(filenames):
             found.append(filename if relative == "." else f"{relative}/{filename}")
-            if len(found) > s.MAX_PROJECT_FILES:
-                return frozenset(found[: s.MAX_PROJECT_FILES]), True
+            if len(found) > max_files:
+                return frozenset(found[:max_files]), True
     return frozenset(found), False
 
 
-def read_project_files(root: Path, fallback_name: str = s.FALLBACK_PROJECT_NAME) -> ProjectFiles:
+def read_project_files(
+    root: Path, fallback_name: str = s.FALLBACK_PROJECT_NAME, max_files: int | None = None
+) -> ProjectFiles:
     """Snapshot a project checkout: its configuration texts, each top-level directory's files
     (bodywork.ini projects) and, when there is a bodywork.yaml, every file's path.
 
@@ -231,10 +236,76 @@ def read_project_files(root: Path, fallback_name: str = s.FALLBACK_PROJECT_NAME)
             config_ini=_read_text(files.get(s.STAGE_FILE)), files=frozenset(files)
         )
     yaml_text = _read_text(top_files.get(s.YAML_FILE))
-    paths, too_many = _file_paths(root) if yaml_text is not None else (frozenset(), False)
+    paths, too_many = (
+        _file_paths(root, max_files) if yaml_text is not None else (frozenset(), False)
+    )
     return ProjectFiles(
         bodywork_ini=_read_text(top_files.get(s.PROJECT_FILE)),
         dirs=dirs,
+        fallback_name=fallback_name,
+        bodywork_yaml=yaml_text,
+        paths=paths,
+        too_many_files=too_many,
+    )
+
+
+def tree_project_files(
+    files: Iterable[str],
+    dirs: Iterable[str],
+    read: Callable[[list[str]], Mapping[str, bytes]],
+    fallback_name: str = s.FALLBACK_PROJECT_NAME,
+    max_files: int | None = None,
+) -> ProjectFiles:
+    """The snapshot `read_project_files` takes of a checkout, from a listing of the commit
+    instead: `files` are the project's regular files and `dirs` its folders (each relative
+    to the project root, POSIX; a submodule is an empty folder, as a checkout shows it), and
+    `read(paths)` gives the bytes of the files asked for (one call). No symlinks: a listing
+    holding one is read from a checkout. `max_files`: MAX_PROJECT_FILES by default."""
+    max_files = s.MAX_PROJECT_FILES if max_files is None else max_files
+    file_set = set(files)
+    children: dict[str, list[str]] = {}  # folder ("" the root) → its files' names
+    subdirs: dict[str, list[str]] = {}
+    for path in file_set:
+        folder, _, name = path.rpartition("/")
+        children.setdefault(folder, []).append(name)
+    for path in set(dirs):
+        folder, _, name = path.rpartition("/")
+        subdirs.setdefault(folder, []).append(name)
+    top = set(children.get("", ()))
+    stage_dirs = sorted(
+        d for d in subdirs.get("", ()) if not d.startswith(".") and d not in _SKIP_DIRS
+    )
+    wanted = [name for name in (s.PROJECT_FILE, s.YAML_FILE) if name in top]
+    wanted += [f"{d}/{s.STAGE_FILE}" for d in stage_dirs if f"{d}/{s.STAGE_FILE}" in file_set]
+    texts = read(wanted)
+
+    def text(path: str) -> str | None:
+        data = texts.get(path)
+        return None if data is None else decode_text(data)
+
+    snapshot_dirs = {
+        d: StageDir(config_ini=text(f"{d}/{s.STAGE_FILE}"), files=frozenset(children.get(d, ())))
+        for d in stage_dirs
+    }
+    yaml_text = text(s.YAML_FILE)
+    paths: frozenset[str] = frozenset()
+    too_many = False
+    if yaml_text is not None:  # os.walk's order: a folder's files, then each subfolder's
+        found: list[str] = []
+        todo = [""]
+        while todo and not too_many:
+            folder = todo.pop()
+            for name in sorted(children.get(folder, ())):
+                found.append(f"{folder}/{name}" if folder else name)
+                if len(found) > max_files:
+                    found, too_many = found[:max_files], True
+                    break
+            walked = sorted(d for d in subdirs.get(folder, ()) if d not in _SKIP_WALKING)
+            todo += [f"{folder}/{d}" if folder else d for d in reversed(walked)]
+        paths = frozenset(found)
+    return ProjectFiles(
+        bodywork_ini=text(s.PROJECT_FILE),
+        dirs=snapshot_dirs,
         fallback_name=fallback_name,
         bodywork_yaml=yaml_text,
         paths=paths,
