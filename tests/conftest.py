@@ -71,6 +71,18 @@ def commit_all(repo: Path, message: str = "change") -> str:
     return git(repo, "rev-parse", "HEAD")
 
 
+@pytest.fixture(autouse=True)
+def _structlog_as_it_was() -> Iterator[None]:
+    """An in-process `main()` (the CLI tests, the fuzz layer) configures structlog, e.g. at
+    level error; later tests capturing logs would then see nothing. Each test gets back the
+    configuration it started with."""
+    import structlog
+
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
+
+
 @pytest.fixture
 def make_repo(tmp_path: Path) -> Callable[..., Path]:
     """Create a committed git repo (branch `main`) holding `files`."""
