@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import textwrap
 import time
 from collections.abc import Callable
@@ -113,3 +114,16 @@ def port_free(port: int) -> bool:
             return False
     except OSError:
         return True
+
+
+def run_bodywork(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """`bodywork ARGS` as a real subprocess, with `env` over this process's environment."""
+    return subprocess.run(
+        ["bodywork", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )

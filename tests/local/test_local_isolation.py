@@ -20,19 +20,13 @@ from bodywork.core.errors import ConfigError, RunInProgress, UsageError
 from bodywork.engine import locallock
 from tests.conftest import commit_all
 from tests.local.conftest import RunEngine
-from tests.local.projects import batch_stage, project_ini, wait_for
+from tests.local.projects import batch_stage, project_ini, run_bodywork, wait_for
 
 pytestmark = pytest.mark.usefixtures("offline_env")
 
 
 def bodywork(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bodywork", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env={**os.environ, **(env or {})},
-    )
+    return run_bodywork(*args, env=env, timeout=180)
 
 
 def error_lines(done: subprocess.CompletedProcess[str]) -> list[str]:

@@ -29,6 +29,7 @@ from tests.local.projects import (
     http_service_code,
     port_free,
     project_ini,
+    run_bodywork,
     service_stage,
     wait_for,
 )
@@ -37,13 +38,7 @@ pytestmark = pytest.mark.usefixtures("offline_env")
 
 
 def bodywork(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bodywork", *args],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env={**os.environ, **(env or {})},
-    )
+    return run_bodywork(*args, env=env, timeout=240)
 
 
 def error_line(done: subprocess.CompletedProcess[str]) -> str:

@@ -29,7 +29,7 @@ import fcntl
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -209,41 +209,46 @@ def choose(
     return sorted(going, key=lambda i: i.last_used), over_age
 
 
+@contextlib.contextmanager
+def _held_if_free(lock: Path, create: bool) -> Iterator[bool]:
+    """Whether `lock` could be flocked at once (exclusively), held for the block: False when
+    a stage holds it (building or copying) or it cannot be opened."""
+    flags = os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT if create else 0)
+    try:
+        fd = os.open(lock, flags, 0o644)
+    except OSError:
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
 def _remove(item: Item) -> bool:
     """Remove `item` (False when it turned out to be in use meanwhile)."""
     if item.companions:  # a venv or a cached commit, removed holding its lock
         lock = item.companions[0]
-        try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError:
-            return False
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return False  # a stage is building (or copying) it now
+        with _held_if_free(lock, create=True) as free:
+            if not free:
+                return False
             shutil.rmtree(item.path, ignore_errors=True)
             if item.kind == "venv":
                 _unlink_if_untouched(lock, item.last_used)
             else:  # gitfetch's own rule: an entry's lock goes with it, under the lock
                 with contextlib.suppress(OSError):
                     lock.unlink()
-        finally:
-            os.close(fd)
         return True
     if item.kind in ("venv lock", "lock file"):
-        try:
-            fd = os.open(item.path, os.O_RDWR | os.O_CLOEXEC)
-        except OSError:
-            return False
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+        with _held_if_free(item.path, create=False) as free:
+            if not free:
                 return False
             _unlink_if_untouched(item.path, item.last_used)
-        finally:
-            os.close(fd)
         return True
     shutil.rmtree(item.path, ignore_errors=True)
     return True
