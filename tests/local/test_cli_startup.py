@@ -61,17 +61,31 @@ def test_validate_imports_none_of_the_heavy_modules(project: Path) -> None:
     assert found["loaded"] == []
 
 
-def test_render_without_a_server_dry_run_imports_no_kubernetes_git_or_webhook_client(
-    project: Path,
-) -> None:
-    """render needs YAML (it prints it) and the controller's logging (structlog, hence
-    asyncio): not the Kubernetes client, GitPython, urllib.request or tenacity."""
+def test_render_without_a_server_dry_run_imports_only_yaml(project: Path) -> None:
+    """render needs YAML (it prints it): not the Kubernetes client, GitPython, urllib.request
+    or tenacity, and not structlog (nor its asyncio) while it writes no event."""
     found = loaded_by("render", str(project))
     assert found["code"] == 0, found
     assert "kind: Job" in str(found["out"])
-    loaded = set(found["loaded"])  # type: ignore[arg-type]
-    assert not loaded & {"kubernetes", "git", "urllib.request", "tenacity"}, loaded
-    assert "yaml" in loaded  # the probe sees what is imported (a check of the check)
+    assert found["loaded"] == ["yaml"]  # the probe sees what is imported (a check of the check)
+    assert found["err"] == ""
+
+
+def test_the_first_event_written_loads_structlog_set_up_for_stderr(
+    make_repo: Callable[..., Path],
+) -> None:
+    """A config warning is an event at render's level: structlog is loaded then, and set up
+    before that first event, which goes to stderr, never into the YAML on stdout."""
+    ini = project_ini("train").replace("[workflow]", "UNKNOWN_KEY = 1\n\n[workflow]")
+    repo = make_repo({"bodywork.ini": ini, **batch_stage("train", "pass")})
+    found = loaded_by("render", str(repo))
+    assert found["code"] == 0, found
+    assert "structlog" in found["loaded"]  # type: ignore[operator]
+    events = [json.loads(line) for line in str(found["err"]).splitlines()]
+    assert [(e["event"], e["level"]) for e in events] == [("config_warning", "warning")]
+    assert "UNKNOWN_KEY" in events[0]["detail"]
+    assert "config_warning" not in str(found["out"])
+    assert "kind: Job" in str(found["out"])
 
 
 def test_help_builds_the_parser_without_the_object_builders() -> None:

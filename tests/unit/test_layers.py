@@ -1,10 +1,12 @@
 """Architectural contract: the layers of `bodywork` import in one direction only.
 
-    core  →  k8s  →  engine  →  cli        (an arrow: "may be imported by")
+    core  →  logs  →  k8s  →  engine  →  cli        (an arrow: "may be imported by")
 
 - `core` is pure: no Kubernetes client, no git, no subprocesses, sockets or HTTP, no
   threads, no logging set-up and no environment variables. It may use the stdlib-only
   `bodywork_bootstrap.redaction` and the bootstrapper's exit-code table.
+- `logs` is the loggers every outer layer writes to: structlog, and nothing of git,
+  Kubernetes or the network.
 - `k8s` is the one API seam: it never runs git or subprocesses.
 - `bodywork_bootstrap` (what a stage pod runs) imports only the standard library and
   itself: never `bodywork`, never a third-party package.
@@ -25,19 +27,24 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 RUNNER = REPO / "runner"
 BOOTSTRAP = REPO / "stage-bootstrap"
-LAYERS = ("core", "k8s", "engine", "cli")  # inner to outer
+LAYERS = ("core", "logs", "k8s", "engine", "cli")  # inner to outer
 
 FORBIDDEN = {
     "core": {
         "kubernetes", "git", "subprocess", "socket", "http", "urllib", "urllib3",
         "threading", "tenacity", "structlog", "logging", "tempfile", "shutil", "signal",
     },
+    "logs": {
+        "kubernetes", "git", "subprocess", "socket", "http", "urllib", "urllib3", "tenacity",
+    },
     "k8s": {"git", "subprocess"},
-}
+}  # fmt: skip
 # The `uv` wheel's binary locator, imported with a fallback to PATH (venv.uv_executable).
 BOOTSTRAP_MAY_TRY = {"uv"}
 CORE_MAY_USE_BOOTSTRAP = {
-    "bodywork_bootstrap", "bodywork_bootstrap.redaction", "bodywork_bootstrap.envnames"
+    "bodywork_bootstrap",
+    "bodywork_bootstrap.redaction",
+    "bodywork_bootstrap.envnames",
 }
 ENVIRON = {"environ", "environb", "getenv", "getenvb", "putenv", "system", "popen"}
 
@@ -182,6 +189,14 @@ def write(root: Path, files: dict[str, str]) -> Path:
         (
             {"bodywork/core/records.py": "from bodywork_bootstrap import gitfetch\n"},
             "bodywork.core.records:1: core imports bodywork_bootstrap.gitfetch",
+        ),
+        (
+            {"bodywork/logs/logger.py": "from bodywork.k8s import kube\n"},
+            "bodywork.logs.logger:1: logs imports the outer layer bodywork.k8s",
+        ),
+        (
+            {"bodywork/logs/logger.py": "import subprocess\n"},
+            "bodywork.logs.logger:1: logs imports subprocess",
         ),
         (
             {"bodywork/k8s/lease.py": "import git\n"},

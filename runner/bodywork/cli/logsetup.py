@@ -7,13 +7,13 @@ a terminal (a pod's log, a pipe, a file), and the console format, coloured, when
 `console` and `json` force one or the other.
 
 structlog is imported by `configure_logging`, not by this module: importing it costs a command
-40-80 ms (it pulls in asyncio), so `bodywork validate`, which logs nothing, never loads it
-(`bodywork.cli.main` skips the set-up for a command registered with `logs=False`).
+40-80 ms (it pulls in asyncio). `bodywork.cli.settings` hands it to `logs.logger`, which runs
+it before the first event written at the command's level: a command that writes no event
+(validate, render at the default level) never loads structlog.
 """
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import TextIO
 
@@ -41,11 +41,12 @@ def wants_json(log_format: str, stream: TextIO | None = None) -> bool:
 def configure_logging(
     level: str = "info", json: bool = False, stream: TextIO | None = None
 ) -> None:
+    import logging
+
     import structlog
 
     out = stream or sys.stderr
     processors: list[structlog.typing.Processor] = [
-        structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso" if json else "%H:%M:%S", utc=json),
     ]

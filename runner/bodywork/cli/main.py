@@ -25,6 +25,7 @@ from typing import Any
 from bodywork import __version__
 from bodywork.cli import cronjob, deploy, history, legacy, run, secret, settings
 from bodywork.core.errors import BodyworkError
+from bodywork.logs import logger
 from bodywork_bootstrap import envnames
 
 EXIT_INTERRUPTED = run.EXIT_INTERRUPTED
@@ -175,9 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     def call() -> int:
         # Logs go to stderr: stdout carries only what a command prints (`render` YAML,
         # `status -o json`). Commands that report progress default to info, others warning;
-        # a command that logs nothing (`logs=False`: validate) skips the set-up and the import.
-        if getattr(args, "logs", True):
-            settings.configure_logging(args)
+        # structlog is loaded by the first event written at that level, if any (logs.logger).
+        settings.configure_logging(args)
         settings.check_namespace(args)  # -n: the API server's rule, before asking it
         return handler(args)
 
@@ -187,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         return _run(call)
     finally:
         gc.set_threshold(*thresholds)  # main() called in-process (tests) leaves them as found
+        logger.forget_configuration()  # and later events go to structlog as configured
 
 
 if __name__ == "__main__":

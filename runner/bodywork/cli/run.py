@@ -428,6 +428,6 @@ def register_checks(commands: SubParsers) -> None:
         action="store_true",
         help="unknown keys and sections are errors, not warnings",
     )
-    validate.set_defaults(handler=cmd_validate, logs=False)  # it prints; it never logs
+    validate.set_defaults(handler=cmd_validate)  # it prints what it finds
 
     commands.add_parser("stage", help="run one stage (what every stage pod runs)", add_help=False)

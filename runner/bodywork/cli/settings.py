@@ -132,6 +132,7 @@ def configure_logging(args: argparse.Namespace, project_level: str | None = None
     LOG_LEVEL from bodywork.ini once the plan is read, else the command's `log_default`
     (info for commands that report progress, warning for the rest)."""
     from bodywork.cli import logsetup
+    from bodywork.logs import logger
 
     chosen: str | None = getattr(args, "log_level", None)
     default: str = getattr(args, "log_default", "warning")
@@ -139,7 +140,9 @@ def configure_logging(args: argparse.Namespace, project_level: str | None = None
     # --log-format auto (also for commands without the flag): JSON unless stderr is a
     # terminal, so a pod's log, a pipe or a file gets one JSON object per line.
     log_format: str = getattr(args, "log_format", "auto")
-    logsetup.configure_logging(level, json=logsetup.wants_json(log_format, sys.stderr))
+    json = logsetup.wants_json(log_format, sys.stderr)
+    # structlog is imported, and set up, by the first event at `level` or above (logs.logger).
+    logger.configure_on_first_use(level, lambda: logsetup.configure_logging(level, json=json))
 
 
 # ---------------------------------------------------------------------------- cluster

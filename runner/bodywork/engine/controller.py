@@ -13,17 +13,16 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from bodywork.core import config, plan
 from bodywork.core.errors import BodyworkError
 from bodywork.core.records import FAILED
 from bodywork.core.results import RunOutcome
 from bodywork.engine import gitsource, notify, workflow
 from bodywork.engine.executors.base import LogSink
+from bodywork.logs.logger import get_logger
 from bodywork_bootstrap.redaction import redact
 
-log = structlog.get_logger("bodywork")
+log = get_logger("bodywork")
 
 
 def load_plan(

@@ -14,14 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
 from kubernetes import client
 
 from bodywork.core import objects, records
 from bodywork.core.errors import ClusterError
 from bodywork.k8s import kube, recordstore, streams
+from bodywork.logs.logger import get_logger
 
-log = structlog.get_logger("bodywork.engine.deploy")
+log = get_logger("bodywork.engine.deploy")
 FOLLOW_START_SECONDS = 300  # the controller pod must start within this (image pull etc.)
 Printer = Callable[[str], None]
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import structlog
-
 from bodywork.core.plan import Plan
 from bodywork.core.results import RunOutcome
+from bodywork.logs.logger import get_logger
 from bodywork_bootstrap import envnames
 
-log = structlog.get_logger("bodywork.engine.notify")
+log = get_logger("bodywork.engine.notify")
 WEBHOOK_ENV = envnames.WEBHOOK_URL
 WEBHOOK_KEY = "WEBHOOK_URL"  # the key inside the user's Secret
 TIMEOUT_SECONDS = 10

@@ -15,14 +15,13 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 
-import structlog
-
 from bodywork.core.errors import BodyworkError
 from bodywork.core.plan import Plan, StageSpec, Step, on_failure_stage
 from bodywork.core.results import FAILED, NOT_RUN, SKIPPED, RunOutcome, StageResult
 from bodywork.engine.executors.base import Executor, H
+from bodywork.logs.logger import bound, get_logger
 
-log = structlog.get_logger("bodywork.engine.workflow")
+log = get_logger("bodywork.engine.workflow")
 
 
 def _not_run(stage: StageSpec, reason: str) -> StageResult:
@@ -189,7 +188,7 @@ def run_workflow(
                 _not_run(s, f"step {outcome.failed_step} failed") for s in step.stages
             ]
             continue
-        with structlog.contextvars.bound_contextvars(step=step.number):
+        with bound(step=step.number):
             log.info("step_started", stages=[s.name for s in step.stages])
             step_started = time.monotonic()
             run_step = _run_step_batch_first if plan.batch_stages_first else _run_step

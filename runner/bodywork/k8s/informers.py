@@ -12,12 +12,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import structlog
-
 from bodywork.core.errors import ClusterError
 from bodywork.k8s import kube, streams
+from bodywork.logs.logger import get_logger
 
-log = structlog.get_logger("bodywork.informers")
+log = get_logger("bodywork.informers")
 
 WATCH_SERVER_TIMEOUT_SECONDS = 240  # server closes idle watches; we resume from last rv
 WATCH_READ_TIMEOUT_SECONDS = 300  # no byte for this long = a stalled stream: reconnect

@@ -15,7 +15,6 @@ import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import structlog
 import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -29,8 +28,9 @@ from tenacity import (
 )
 
 from bodywork.core.errors import ClusterError
+from bodywork.logs.logger import get_logger
 
-log = structlog.get_logger("bodywork.k8s.kube")
+log = get_logger("bodywork.k8s.kube")
 T = TypeVar("T")
 
 RETRY_FOR_SECONDS = 60  # transient API trouble longer than this is an outage: give up

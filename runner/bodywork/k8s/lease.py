@@ -13,14 +13,14 @@ import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import structlog
 from kubernetes import client
 
 from bodywork.core import names, objects
 from bodywork.core.errors import ClusterError, RunInProgress
 from bodywork.k8s import kube
+from bodywork.logs.logger import get_logger
 
-log = structlog.get_logger("bodywork.k8s.lease")
+log = get_logger("bodywork.k8s.lease")
 LEASE_SECONDS = 30  # a dead controller blocks the project for at most this long
 RENEW_SECONDS = 10  # three renewals per lease period: one lost request does not lose it
 

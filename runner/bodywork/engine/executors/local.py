@@ -35,8 +35,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import structlog
-
 from bodywork.core import bootstrapargs, deadlines, results
 from bodywork.core.errors import BodyworkError, UsageError
 from bodywork.core.plan import Plan, StageSpec
@@ -44,9 +42,10 @@ from bodywork.core.results import FAILED, STOPPED, SUCCEEDED, TIMED_OUT, StageRe
 from bodywork.engine import localartifacts, localproject
 from bodywork.engine.executors import localports
 from bodywork.engine.executors.base import LogSink
+from bodywork.logs.logger import get_logger
 from bodywork_bootstrap import BOOTSTRAP_EXIT_CODES, TIME_LIMIT_EXIT_CODES, supervise
 
-log = structlog.get_logger("bodywork.engine.local")
+log = get_logger("bodywork.engine.local")
 
 LOG_TAIL_LINES = 40  # kept per stage for failure reports and the run summary
 COMMITS_DIR = "commits"  # under home: the commit cache every stage's bootstrapper shares

@@ -20,8 +20,6 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-import structlog
-
 from bodywork.core import deadlines, objects
 from bodywork.core.errors import ClusterError
 from bodywork.core.plan import StageSpec
@@ -34,11 +32,12 @@ from bodywork.engine.executors.kubernetes.handle import (
     stage_result,
 )
 from bodywork.k8s import kube, podstatus, refusals
+from bodywork.logs.logger import get_logger
 
 if TYPE_CHECKING:
     from bodywork.engine.executors.kubernetes.executor import KubernetesExecutor
 
-log = structlog.get_logger("bodywork.kubernetes")
+log = get_logger("bodywork.kubernetes")
 REFUSAL_CHECK_SECONDS = 2.0  # how often a Job with no pod yet has its events read
 
 

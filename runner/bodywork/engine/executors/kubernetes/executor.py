@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import structlog
 from kubernetes import client
 
 from bodywork.core import objects
@@ -36,9 +35,10 @@ from bodywork.engine.executors.kubernetes.handle import (
     KubeHandle,
 )
 from bodywork.k8s import informers, kube, podstatus, refusals, streams
+from bodywork.logs.logger import get_logger
 from bodywork_bootstrap.redaction import redact
 
-log = structlog.get_logger("bodywork.kubernetes")
+log = get_logger("bodywork.kubernetes")
 
 Check = tuple[str, str, str]  # (verb, resource, API group), as deploy.missing_permissions takes
 READ_STAGE_ACCOUNT: Check = ("get", "serviceaccounts", "")

@@ -13,16 +13,15 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from bodywork.core.errors import ClusterError
 from bodywork.engine.executors.kubernetes.handle import KubeHandle
 from bodywork.k8s import kube, streams
+from bodywork.logs.logger import get_logger
 
 if TYPE_CHECKING:
     from bodywork.engine.executors.kubernetes.executor import KubernetesExecutor
 
-log = structlog.get_logger("bodywork.kubernetes")
+log = get_logger("bodywork.kubernetes")
 
 
 def follow(ex: KubernetesExecutor, handle: KubeHandle, pods: list[Any]) -> None:

@@ -18,8 +18,6 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from bodywork.core import deadlines, objects
 from bodywork.core.plan import StageSpec
 from bodywork.core.results import FAILED, STOPPED, SUCCEEDED, TIMED_OUT, StageResult
@@ -31,11 +29,12 @@ from bodywork.engine.executors.kubernetes.handle import (
     stage_result,
 )
 from bodywork.k8s import kube, podstatus, refusals
+from bodywork.logs.logger import get_logger
 
 if TYPE_CHECKING:
     from bodywork.engine.executors.kubernetes.executor import KubernetesExecutor
 
-log = structlog.get_logger("bodywork.kubernetes")
+log = get_logger("bodywork.kubernetes")
 
 
 def apply(ex: KubernetesExecutor, stage: StageSpec) -> KubeHandle:

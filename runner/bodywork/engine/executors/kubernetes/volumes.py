@@ -16,17 +16,16 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from bodywork.core.errors import ClusterError
 from bodywork.engine.executors.kubernetes import logs
 from bodywork.engine.executors.kubernetes.handle import VOLUME_CHECK_SECONDS, KubeHandle
 from bodywork.k8s import kube, podstatus
+from bodywork.logs.logger import get_logger
 
 if TYPE_CHECKING:
     from bodywork.engine.executors.kubernetes.executor import KubernetesExecutor
 
-log = structlog.get_logger("bodywork.kubernetes")
+log = get_logger("bodywork.kubernetes")
 MAX_PODS_READ = 3  # a many-replica service: the newest stuck pods speak for the rest
 
 
