@@ -13,7 +13,7 @@ from bodywork.core import config
 from bodywork.core.errors import ConfigError, GitSourceError
 from bodywork.core.plan import Source
 from bodywork.engine import controller, gitsource
-from tests.conftest import commit_all, git
+from tests.conftest import commit_all, git, serve_bare
 
 _dests = itertools.count()
 
@@ -189,3 +189,39 @@ def test_load_plan_reads_objects_and_still_refuses_a_link_leaving(tmp_path):
     commit_all(repo)
     with pytest.raises(ConfigError, match="stage-a/data"):
         controller.load_plan(str(repo), None)
+
+
+def test_a_local_repository_is_read_in_place_with_nothing_fetched(tmp_path):
+    """A path's repository holds the commit: it is read there, and `dest` stays untouched."""
+    repo = make(tmp_path / "repo", INI_PROJECT)
+    dest = tmp_path / "never-made"
+    got = gitsource.read_commit(source_of(repo), dest, None, "fallback")
+    assert got is not None and got == from_checkout(source_of(repo), tmp_path)
+    assert not dest.exists()
+
+
+def test_a_replacement_ref_in_the_local_repository_is_not_read(tmp_path):
+    """`git replace` swaps an object for reads in that repository only; a fetch (what every
+    stage does) never sees it, so the in-place read must not either."""
+    repo = make(tmp_path / "repo", INI_PROJECT)
+    original = git(repo, "rev-parse", "HEAD:bodywork.ini")
+    (tmp_path / "other.ini").write_text("[default]\nPROJECT_NAME=swapped\n")
+    swapped = git(repo, "hash-object", "-w", str(tmp_path / "other.ini"))
+    git(repo, "replace", original, swapped)
+    assert "swapped" in git(repo, "show", "HEAD:bodywork.ini")  # git itself reads the swap
+    got = from_objects(source_of(repo), tmp_path)
+    assert got is not None and got == from_checkout(source_of(repo), tmp_path)
+    assert got.bodywork_ini is not None and "PROJECT_NAME=demo" in got.bodywork_ini
+
+
+@pytest.mark.parametrize("files", [INI_PROJECT, YAML_PROJECT], ids=["ini", "yaml"])
+def test_objects_fetched_from_a_server_equal_checkout(tmp_path, git_daemon, files):
+    """A URL's commit is fetched into `dest` and read from there: the same snapshot."""
+    base, url = git_daemon
+    serve_bare(make(tmp_path / "repo", files), base)
+    sha = git(tmp_path / "repo", "rev-parse", "HEAD")
+    source = Source(f"{url}/project.git", sha, "HEAD", "")
+    dest = tmp_path / "fetched"
+    got = gitsource.read_commit(source, dest, None, "fallback")
+    assert got is not None and (dest / ".git").is_dir()
+    assert got == from_checkout(source_of(tmp_path / "repo"), tmp_path)

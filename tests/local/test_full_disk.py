@@ -2,7 +2,7 @@
 ("Out of diskspace", or "not a git repository" once `git init` wrote nothing), and a plain
 write() names no file at all.
 
-For real: TMPDIR (where the planning checkout goes) or BODYWORK_HOME on a tiny tmpfs, filled
+For real: TMPDIR (where the planning fetch of a URL goes) or BODYWORK_HOME on a tiny tmpfs, filled
 to within a few KiB. Mounting needs root (CI runs as root); elsewhere these skip, saying so.
 """
 
@@ -20,7 +20,7 @@ import pytest
 from bodywork.cli.main import describe_os_error
 from bodywork.core.errors import GitSourceError
 from bodywork_bootstrap import EXIT_FETCH_FAILED
-from tests.conftest import git
+from tests.conftest import git, serve_bare
 from tests.local.projects import batch_stage, project_ini
 
 
@@ -46,12 +46,21 @@ def project(make_repo: Callable[..., Path]) -> Path:
 
 
 def test_a_checkout_onto_a_full_disk_names_the_disk_and_the_fix(
-    nearly_full_disk: Path, project: Path
+    nearly_full_disk: Path, project: Path, git_daemon: tuple[Path, str]
 ) -> None:
+    """render of a URL fetches the commit into TMPDIR; of a local path it reads the commit in
+    the repository itself and needs no room there."""
     env = {**os.environ, "TMPDIR": str(nearly_full_disk)}
-    done = subprocess.run(
+    local = subprocess.run(
         ["bodywork", "render", str(project)], capture_output=True, text=True, env=env, timeout=60
     )
+    assert local.returncode == 0 and "kind: Job" in local.stdout, local.stderr
+    base, url = git_daemon
+    serve_bare(project, base)
+    done = subprocess.run(
+        ["bodywork", "render", f"{url}/project.git"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
     assert done.returncode == GitSourceError.exit_code, done.stderr
     assert "Traceback" not in done.stderr
     assert "not a git repository" not in done.stderr

@@ -37,9 +37,9 @@ def load_plan(
     """Resolve `location` at `ref` to one commit, validate the project there, plan the run.
 
     `git_env`: the environment git credentials come from (default: this process's).
-    `commit_cache`: a local run's stage commit cache, which the planning checkout fills;
-    without one the project is read from the commit's git objects, with no checkout (see
-    `gitsource.read_commit`), unless only a checkout shows it as it is."""
+    `commit_cache`: a local run's stage commit cache, which the planning checkout of a URL
+    fills. Otherwise the project is read from the commit's git objects, with no checkout
+    (see `gitsource.read_commit`), unless only a checkout shows it as it is."""
     source = gitsource.resolve(
         location,
         ref,
@@ -57,13 +57,18 @@ def load_plan(
     with tempfile.TemporaryDirectory(prefix="bodywork-config-") as tmp:
         dest = Path(tmp) / "src"
         files = None
-        if commit_cache is None:  # no stage needs the tree: read the commit's objects
+        # Read the commit's objects when no stage needs the tree, or when they are read in
+        # place (a local path: the first stage fills the commit cache from there, a local
+        # copy). A URL's stages need it fetched once: into the cache, by this checkout.
+        in_place = gitsource.is_on_this_machine(source)
+        if commit_cache is None or in_place:
             files = gitsource.read_commit(source, dest, git_env, fallback_name)
         if files is not None:
             project = config.parse_project(files)
         else:
-            fetched = commit_cache is None
-            root = gitsource.checkout(source, dest, git_env, commit_cache, fetched=fetched)
+            fetched = commit_cache is None or in_place  # read_commit fetched into dest
+            cache = None if fetched else commit_cache
+            root = gitsource.checkout(source, dest, git_env, cache, fetched=fetched)
             project = config.load_project(root, fallback_name)
     if on_project is not None:
         on_project(project)

@@ -329,38 +329,78 @@ def read_commit(
     max_files: int | None = None,
 ) -> ProjectFiles | None:
     """The project's snapshot at the pinned commit, read from git's objects without a
-    checkout: the commit is fetched into `dest` (an empty folder) as `checkout` does, then
-    one `ls-tree` lists every path and one `cat-file --batch` reads the configuration
+    checkout: in the repository itself when it is on this machine (a local path; nothing to
+    fetch), else from the commit fetched into `dest` (an empty folder) as `checkout` does.
+    One `ls-tree` lists every path and one `cat-file --batch` reads the configuration
     files. Equal to `config.read_project_files` of a checkout, errors included.
 
     None when only a checkout shows the project as it is (the caller checks it out then,
-    in `dest`, with `checkout(..., fetched=True)`):
+    in `dest`, fetched by then, with `checkout(..., fetched=True)`):
     a symlink in the project or on the way to it (what it resolves to is the file
     system's answer, confinement's rules applied to it), a .gitattributes anywhere, a
     core.autocrlf or core.attributesFile setting or a global attributes file (a checkout
     would rewrite the texts), a path git's output cannot spell, a project folder that
     looks like a bare repository (`load_project` names that with the checkout's path)."""
+    from bodywork_bootstrap import gitfetch
+
+    here = _local_repository(source.repo_url)
+    if here is not None:  # a repository on this machine holds the commit: read it there
+        files = _read_objects(source, here, _in_place_env(), fallback_name, max_files)
+        if files is not None:
+            return files
+    try:
+        git = gitfetch.fetch_objects(source.repo_url, source.commit, dest, env)
+    except gitfetch.FetchError as exc:
+        raise _fetch_failure(source, dest, exc) from exc
+    return _read_objects(source, dest, git, fallback_name, max_files)
+
+
+def is_on_this_machine(source: Source) -> bool:
+    """Is the source's repository a folder here (read_commit reads it in place)?"""
+    return _local_repository(source.repo_url) is not None
+
+
+def _local_repository(url: str) -> Path | None:
+    """The folder of a file:// repository that is there, else None."""
+    if not url.startswith("file://"):
+        return None
+    path = Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path))
+    return path if path.is_dir() else None
+
+
+def _in_place_env() -> dict[str, str]:
+    """git's environment for reading the user's own repository: English messages, and
+    neither replacement refs (`git replace`, which a fetch would not bring) nor a partial
+    clone's lazy fetch (a missing object sends the read to the fetch instead)."""
+    return {**os.environ, "LANGUAGE": "C", "LC_ALL": "C", "GIT_NO_REPLACE_OBJECTS": "1",
+            "GIT_NO_LAZY_FETCH": "1"}  # fmt: skip
+
+
+def _read_objects(
+    source: Source,
+    repo: Path,
+    git: Mapping[str, str],
+    fallback_name: str,
+    max_files: int | None,
+) -> ProjectFiles | None:
+    """read_commit's work in `repo`, a repository holding the commit: None when only a
+    checkout shows the project as it is, or an object is missing there."""
     import subprocess
 
     from bodywork.core import config
     from bodywork_bootstrap import gitfetch
 
-    url, commit = source.repo_url, source.commit
-    try:
-        git = gitfetch.fetch_objects(url, commit, dest, env)
-    except gitfetch.FetchError as exc:
-        raise _fetch_failure(source, dest, exc) from exc
     # Three local processes, started together: the settings, the blob reader, the listing.
     settings = subprocess.Popen(
-        ["git", "config", "--get-regexp", _CHECKOUT_CONFIG], cwd=dest, env=git,
+        ["git", "config", "--get-regexp", _CHECKOUT_CONFIG], cwd=repo, env=git,
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     reader = subprocess.Popen(
-        ["git", "cat-file", "--batch"], cwd=dest, env=git,
+        ["git", "cat-file", "--batch"], cwd=repo, env=git,
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
-        listed = gitfetch.run_git(["ls-tree", "-r", "-z", "--full-tree", commit], dest, git)
+        listed = gitfetch.run_git(["ls-tree", "-r", "-z", "--full-tree", source.commit], repo, git)
         configured = settings.communicate()[0].strip()
         files = None
         if listed.returncode == 0 and not configured and not _global_attributes(git):
@@ -372,10 +412,16 @@ def read_commit(
             blobs, files[1], lambda paths: _cat_blobs(reader, {p: blobs[p] for p in paths}),
             fallback_name, max_files,
         )  # fmt: skip
+    except _MissingObject:
+        return None
     finally:
         for process in (settings, reader):
             if process.returncode is None:
                 process.communicate(b"" if process is reader else None)
+
+
+class _MissingObject(GitSourceError):
+    """The repository does not hold one of the commit's blobs (a partial clone)."""
 
 
 def _listed_files(source: Source, listing: str) -> tuple[dict[str, str], set[str]] | None:
@@ -438,6 +484,8 @@ def _cat_blobs(reader: subprocess.Popen[bytes], blobs: Mapping[str, str]) -> dic
     for path, _ in order:
         end = out.index(b"\n", at)
         header = out[at:end].split()
+        if header[1:] == [b"missing"]:
+            raise _MissingObject(f"'{path}' is not in the repository")
         if len(header) != 3 or header[1] != b"blob":
             raise GitSourceError(f"cannot read '{path}' from the commit: git said {out[at:end]!r}")
         size = int(header[2])
