@@ -1,7 +1,8 @@
 """Stages in images without Bodywork, and Git credentials out of stage code's reach, on the lab.
 
 `python:3.11-slim` (Debian's python3, no Bodywork, no uv) trains and serves at the pinned commit
-through the fetch init container. With an SSH key and a token Secret configured, stage code and
+through the fetch init container, the second stage's tree copied from the project's commit cache
+the first one's fetch filled. With an SSH key and a token Secret configured, stage code and
 a requirement's build script look for both everywhere they could reach: their own env, every
 ancestor's env, the container's mounts and files; neither is found.
 """
@@ -67,6 +68,9 @@ def test_a_stage_in_a_plain_python_image_trains_and_serves_at_the_pinned_commit(
         "{.spec.template.spec.initContainers[0].image}",
     )  # fmt: skip
     assert pod.split() == [PLAIN_IMAGE, IMAGE]
+    # train's fetch filled the project's commit cache; serve's copied the tree from it
+    fetched = kubectl("logs", "-n", namespace, "deploy/plain--serve", "-c", "fetch")
+    assert f"code at {sha[:12]} copied from the commit cache (no fetch)" in fetched, fetched
     answer = http_get(f"http://{cluster_ip(namespace, 'plain--serve')}:{PORT}/").decode()
     trained_by, commit = answer.split()
     assert commit == sha

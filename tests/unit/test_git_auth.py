@@ -147,6 +147,8 @@ def test_only_the_fetch_init_container_sees_the_ssh_secret_and_the_token() -> No
             "valueFrom": {"secretKeyRef": {"name": TOKEN_SECRET, "key": "token"}},
         }
         assert not any("ssh-privatekey" in str(e) for e in fetch["env"])  # never env
+        # nor what stage code writes: the commit cache on the data volume is not mounted
+        assert "data" not in {m["name"] for m in fetch["volumeMounts"]}
         (stage,) = pod["containers"]
         assert "--checkout-ready" in stage["args"]
         assert "git-ssh" not in str(stage["volumeMounts"])

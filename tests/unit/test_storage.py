@@ -386,3 +386,20 @@ def test_the_controller_pod_mounts_no_claim_in_any_mode() -> None:
     run = objects.ControllerRun(repo="https://git.example.com/p.git")
     pod = objects.build_controller_job(run, "ml", "bodywork:test")["spec"]["template"]["spec"]
     assert not [v for v in pod["volumes"] if "persistentVolumeClaim" in v]
+
+
+@pytest.mark.parametrize("mode", [{}, RWX, S3], ids=["claim", "rwx", "s3"])
+def test_the_hand_offs_fetch_finds_the_commit_cache_where_the_stage_keeps_its_venvs(
+    mode: dict[str, Any],
+) -> None:
+    """Another image without Git credentials: the fetch init container mounts the data volume
+    at the stage's path, so the commit cache beside --venv-root serves a later stage or a
+    restarting replica with no fetch."""
+    docs = bodies(mode, IMAGES["another image"])
+    for pod in (pod_of(job(docs)), pod_of(deployment(docs))):
+        fetch = next(c for c in pod["initContainers"] if c["name"] == "fetch")
+        stage = pod["containers"][0]
+        mounts = {m["name"]: m["mountPath"] for m in fetch["volumeMounts"]}
+        assert mounts["data"] == {m["name"]: m["mountPath"] for m in stage["volumeMounts"]}["data"]
+        assert arg(fetch, "--venv-root").startswith(mounts["data"] + "/")
+        assert arg(fetch, "--venv-root") == arg(stage, "--venv-root")

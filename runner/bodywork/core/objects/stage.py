@@ -271,7 +271,13 @@ def _fetch_container(stage: StageSpec, settings: RunSettings, where: storage.Sto
     ]
     # Init and main run one after the other: no extra quota, and no GPU for fetching.
     container["resources"] = _resources(stage, devices=False)
-    container["volumeMounts"] = _mounts(conv.WORK_VOLUME, conv.TMP_VOLUME, conv.TOOLS_VOLUME)
+    volumes = [conv.WORK_VOLUME, conv.TMP_VOLUME, conv.TOOLS_VOLUME]
+    if not (settings.git_ssh_secret or settings.git_token_secret):
+        # The project's commit cache: a later stage or a restarting replica copies the tree
+        # from there, with no fetch. Never with credentials: git would then run, beside the
+        # key or token, on files that stage code can write (a planted .git/config).
+        volumes.insert(0, conv.DATA_VOLUME)
+    container["volumeMounts"] = _mounts(*volumes)
     if settings.git_ssh_secret:
         container["volumeMounts"].append(git_ssh_mount())
     return container
