@@ -346,10 +346,35 @@ def explain_auth_failure(stderr: str, url: str | None = None) -> str | None:
 
 
 def _reason(stderr: str, url: str | None = None) -> str:
-    explained = explain_auth_failure(stderr, url)
+    explained = explain_auth_failure(stderr, url) or explain_dubious_ownership(stderr)
     if explained:
         return explained
     return redact(last_message(stderr) or "git failed without a message")
+
+
+_DUBIOUS = re.compile(r"dubious ownership in repository at '([^']+)'")
+
+
+def explain_dubious_ownership(stderr: str, path: Path | None = None) -> str | None:
+    """git refused a repository another user owns ("detected dubious ownership", git 2.35.2
+    on): one line naming it (else `path`) and the fix; None when git said something else.
+    Where the git directory is `.git` inside a working tree, git checks both: both are
+    named, so the fix given is the whole fix."""
+    match = _DUBIOUS.search(stderr)
+    if match is None and ("dubious ownership" not in stderr or path is None):
+        return None
+    where = Path(match.group(1)) if match else Path(path or ".").resolve()
+    trusted = [where]
+    if where.name != ".git" and (where / ".git").is_dir():
+        trusted.append(where / ".git")
+    elif where.name == ".git":
+        trusted.insert(0, where.parent)
+    fix = " && ".join(f"git config --global --add safe.directory {p}" for p in trusted)
+    return (
+        f"git refuses to read the repository at {where}: it is owned by another user "
+        f"(git: detected dubious ownership). If you trust it, run `{fix}`, or run Bodywork "
+        "as the user who owns it"
+    )
 
 
 def last_message(stderr: str) -> str | None:

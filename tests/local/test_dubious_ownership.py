@@ -4,9 +4,9 @@ on), and Bodywork says so in one line naming the repository and the fix.
 For real: the repository is chowned to another uid (we run as root; else skipped) and HOME is
 an empty folder, so no gitconfig trusts it. The same with git's own switch for this
 (GIT_TEST_ASSUME_DIFFERENT_OWNER), which needs no root. A local run reads the working tree
-and then fetches from its `.git`, and git checks both: the message names both, and with only
-the first trusted the fetch is refused and named the same way (render, which reads the commit
-in the working tree's repository and fetches nothing, then works).
+and then its first stage fetches from its `.git`, and git checks both: the message names both,
+and with only the first trusted that fetch is refused and named the same way (render, which
+reads the commit in the working tree's repository and fetches nothing, then works).
 """
 
 from __future__ import annotations
@@ -73,9 +73,17 @@ def test_a_repository_chowned_to_another_user_is_named_with_the_fix(
     trust(lonely_home, project)  # the working tree only: render reads the commit there,
     done = bodywork(lonely_home, "render", str(project))
     assert done.returncode == 0, done.stderr
-    # but a run fetches the commit from .git for its stages, and that fetch is refused
-    line = assert_dubious(bodywork(lonely_home, "run", str(project)), project / ".git")
-    assert f"safe.directory {project}/.git" in line
+    # but a run's first stage fetches the commit from .git, and that fetch is refused: the
+    # stage fails before its code runs, naming the git directory and the same fix
+    done = bodywork(lonely_home, "run", str(project))
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+    (line,) = [ln for ln in done.stderr.splitlines() if ln.startswith("error:")]
+    assert "git refuses to read the repository at " in line  # the summary may cut the middle
+    assert line.endswith("/.git`, or run Bodywork as the user who owns it"), line
+    said = done.stdout + done.stderr  # the stage's own line, whole
+    assert f"git refuses to read the repository at {project}/.git: " in said
+    fix = f"safe.directory {project} && git config --global --add safe.directory {project}/.git`"
+    assert fix in said
 
     trust(lonely_home, project / ".git")  # the fix, as given: now the run gets past the fetch
     done = bodywork(lonely_home, "run", str(project))

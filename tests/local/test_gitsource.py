@@ -65,6 +65,18 @@ def test_uncommitted_changes_outside_project_dir_do_not_warn(make_repo):
     assert source.commit == head(repo)
 
 
+def test_a_project_folder_named_like_a_glob_is_that_folder_only(make_repo):
+    """`ml[1]` is a folder, not a pattern matching `ml1`: a change beside it does not warn,
+    one inside it does (the status is asked for with literal pathspecs)."""
+    repo = make_repo({"ml[1]/bodywork.ini": "x", "ml1/file.txt": "a"})
+    write_files(repo, {"ml1/file.txt": "b"})
+    gitsource.resolve(str(repo / "ml[1]"), None, warn=no_warnings)
+    write_files(repo, {"ml[1]/bodywork.ini": "y"})
+    warnings: list[str] = []
+    gitsource.resolve(str(repo / "ml[1]"), None, warn=warnings.append)
+    assert len(warnings) == 1 and "1 uncommitted change(s)" in warnings[0]
+
+
 def test_not_a_git_repo_is_a_helpful_error(tmp_path):
     """A directory outside any repo fails with a message telling how to make it one."""
     plain = tmp_path / "plain"

@@ -147,7 +147,6 @@ def resolve_remote(url: str, ref: str | None, env: Mapping[str, str] | None = No
     )
 
 
-_DUBIOUS = re.compile(r"dubious ownership in repository at '([^']+)'")
 NOT_A_REPO = (
     "{path} is not inside a git repository: Bodywork runs committed code, so "
     "`git init && git add -A && git commit -m 'first'` first"
@@ -171,21 +170,10 @@ def dubious_ownership(stderr: str, path: Path) -> GitSourceError | None:
     on): the error naming the repository and the fix, or None when git said something else.
     A local run reads the working tree and then fetches from its git directory, and git
     checks each: both need the exception when the git directory is `.git` inside it."""
-    match = _DUBIOUS.search(stderr)
-    if match is None and "dubious ownership" not in stderr:
-        return None
-    where = Path(match.group(1)) if match else path.resolve()
-    trusted = [where]
-    if where.name != ".git" and (where / ".git").is_dir():
-        trusted.append(where / ".git")
-    elif where.name == ".git":
-        trusted.insert(0, where.parent)
-    fix = " && ".join(f"git config --global --add safe.directory {p}" for p in trusted)
-    return GitSourceError(
-        f"git refuses to read the repository at {where}: it is owned by another user "
-        f"(git: detected dubious ownership). If you trust it, run `{fix}`, or run Bodywork "
-        "as the user who owns it"
-    )
+    from bodywork_bootstrap import gitfetch
+
+    explained = gitfetch.explain_dubious_ownership(stderr, path)
+    return GitSourceError(explained) if explained else None
 
 
 def _git_failure(done: subprocess.CompletedProcess[str], path: Path) -> GitSourceError | None:
@@ -195,6 +183,40 @@ def _git_failure(done: subprocess.CompletedProcess[str], path: Path) -> GitSourc
 def resolve_local(path: Path, ref: str | None, warn: Callable[[str], None]) -> Source:
     here = path if path.is_dir() else path.parent
     wanted = ref or "HEAD"
+    # HEAD's uncommitted changes are asked for at once, beside the pin (a second process
+    # while the first runs), and read only once the pin says this is a repository.
+    status = _start_status(here, path) if ref is None else None
+    try:
+        return _resolve_local(path, here, wanted, ref, status, warn)
+    finally:
+        if status is not None and status.returncode is None:
+            status.kill()
+            status.communicate()
+
+
+def _start_status(here: Path, path: Path) -> subprocess.Popen[str]:
+    """`git status --porcelain` of `path` (everything under it), started in `here`."""
+    import subprocess
+
+    # Literal: a folder named `data[1]` is that folder, not a glob.
+    env = {**os.environ, "LANGUAGE": "C", "LC_ALL": "C", "GIT_LITERAL_PATHSPECS": "1"}
+    try:
+        return subprocess.Popen(
+            ["git", "status", "--porcelain", "--", str(path.resolve())], cwd=here, env=env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+    except FileNotFoundError:
+        raise GitSourceError("git is not installed (no `git` on PATH)") from None
+
+
+def _resolve_local(
+    path: Path,
+    here: Path,
+    wanted: str,
+    ref: str | None,
+    status: subprocess.Popen[str] | None,
+    warn: Callable[[str], None],
+) -> Source:
     # One process: the working tree's root, then the commit (nothing when it is not one).
     found = _git_here(
         ["rev-parse", "--show-toplevel", "--verify", "--quiet", "--end-of-options",
@@ -215,12 +237,11 @@ def resolve_local(path: Path, ref: str | None, warn: Callable[[str], None]) -> S
         raise GitSourceError(
             f"{what} is not a commit in {top}" + ("" if ref else ": the repository has no commits")
         )
-    if ref is None:
-        scope = [project_dir] if project_dir else []
-        status = _git_here(["status", "--porcelain", "--", *scope], top)
-        if (refused := _git_failure(status, path)) is not None:
+    if status is not None:
+        out, err = status.communicate()
+        if status.returncode != 0 and (refused := dubious_ownership(err, path)) is not None:
             raise refused
-        changed = status.stdout.splitlines()
+        changed = out.splitlines() if status.returncode == 0 else []
         if changed:
             warn(
                 f"{len(changed)} uncommitted change(s) in {path} are NOT part of this run, "
