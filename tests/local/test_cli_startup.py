@@ -22,7 +22,10 @@ from bodywork.cli import settings
 from bodywork.core import objects
 from tests.local.projects import batch_stage, project_ini
 
-HEAVY = ("kubernetes", "git", "asyncio", "structlog", "urllib.request", "tenacity", "yaml")
+HEAVY = (
+    "kubernetes", "git", "asyncio", "structlog", "urllib.request", "tenacity", "yaml",
+    "bodywork_bootstrap.s3", "concurrent.futures",
+)  # fmt: skip
 PROBE = textwrap.dedent(
     """
     import contextlib, io, json, sys
@@ -86,6 +89,25 @@ def test_the_first_event_written_loads_structlog_set_up_for_stderr(
     assert "UNKNOWN_KEY" in events[0]["detail"]
     assert "config_warning" not in str(found["out"])
     assert "kind: Job" in str(found["out"])
+
+
+def test_render_plans_without_the_workflow_engine(project: Path) -> None:
+    """The engine's thread pool (concurrent.futures) is imported by a run, not a render."""
+    found = loaded_by("render", str(project))
+    assert "concurrent.futures" not in found["loaded"]  # type: ignore[operator]
+
+
+def test_a_local_run_without_a_bucket_imports_neither_the_cluster_nor_the_s3_client(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It logs (structlog) and runs steps (concurrent.futures): no Kubernetes client, and no
+    S3 client (http.client, ssl, email) when the project keeps its artifacts on disk."""
+    monkeypatch.setenv("BODYWORK_HOME", str(tmp_path / "home"))
+    found = loaded_by("run", str(project))
+    assert found["code"] == 0, found
+    loaded = set(found["loaded"])  # type: ignore[arg-type]
+    assert {"structlog", "concurrent.futures"} <= loaded  # a check of the check
+    assert not loaded & {"kubernetes", "git", "bodywork_bootstrap.s3", "tenacity"}, loaded
 
 
 def test_help_builds_the_parser_without_the_object_builders() -> None:

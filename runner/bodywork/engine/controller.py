@@ -11,16 +11,19 @@ import os
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bodywork.core import config, plan
-from bodywork.core.errors import BodyworkError
-from bodywork.core.records import FAILED
-from bodywork.core.results import RunOutcome
-from bodywork.engine import gitsource, notify, workflow
-from bodywork.engine.executors.base import LogSink
+from bodywork.engine import gitsource
 from bodywork.logs.logger import get_logger
 from bodywork_bootstrap.redaction import redact
+
+if TYPE_CHECKING:
+    from bodywork.core.results import RunOutcome
+    from bodywork.engine.executors.base import LogSink
+
+# What only running needs (the workflow engine and its thread pool, the webhook) is imported
+# by the functions that run: `render` and `deploy` only plan.
 
 log = get_logger("bodywork")
 
@@ -84,6 +87,8 @@ def load_plan(
 
 
 def send_webhook(the_plan: plan.Plan, outcome: RunOutcome) -> None:
+    from bodywork.engine import notify
+
     url = os.environ.get(notify.WEBHOOK_ENV)
     if url:
         notify.send(url, notify.summary(the_plan, outcome))
@@ -107,6 +112,10 @@ def run_in_cluster(
     """Run `the_plan` with the Kubernetes executor, recording it in the namespace."""
     from kubernetes import client
 
+    from bodywork.core.errors import BodyworkError
+    from bodywork.core.records import FAILED
+    from bodywork.core.results import RunOutcome
+    from bodywork.engine import workflow
     from bodywork.engine.executors.kubernetes import KubernetesExecutor
     from bodywork.k8s import lease, recordstore
 

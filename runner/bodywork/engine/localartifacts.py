@@ -19,10 +19,16 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bodywork.core.errors import BodyworkError, UsageError
 from bodywork.core.plan import Plan
-from bodywork_bootstrap import EXIT_ARTIFACTS_CONFIG, artifacts, envnames, s3
+from bodywork_bootstrap import EXIT_ARTIFACTS_CONFIG, envnames
+
+if TYPE_CHECKING:
+    from bodywork_bootstrap import artifacts, s3
+
+# The S3 client (http.client, ssl, email: ~20 ms) is imported only by a run with a bucket.
 
 FIX = (
     "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_REGION, AWS_SESSION_TOKEN if "
@@ -43,6 +49,8 @@ class BucketSync:
 
     def pull(self, say: Callable[[str], None]) -> str | None:
         """Pull into the directory; None, or why it failed (one line)."""
+        from bodywork_bootstrap import artifacts
+
         with self._lock:
             try:
                 artifacts.pull(self.client, self.target, self.directory, self.manifest, say)
@@ -52,6 +60,8 @@ class BucketSync:
 
     def push(self, say: Callable[[str], None]) -> str | None:
         """Push what is new or changed; None, or why it failed (one line)."""
+        from bodywork_bootstrap import artifacts
+
         with self._lock:
             try:
                 artifacts.push(self.client, self.target, self.directory, self.manifest, say)
@@ -76,6 +86,8 @@ def connect(
     url = url or plan.artifacts_url
     if not url:
         return None
+    from bodywork_bootstrap import artifacts
+
     endpoint_url = endpoint_url or plan.artifacts_s3_endpoint_url
     try:
         target = artifacts.parse_target(url, plan.project)
