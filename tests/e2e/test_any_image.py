@@ -9,6 +9,7 @@ ancestor's env, the container's mounts and files; neither is found.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import textwrap
 from pathlib import Path
@@ -59,9 +60,13 @@ def test_a_stage_in_a_plain_python_image_trains_and_serves_at_the_pinned_commit(
     namespace: str, publish
 ) -> None:
     url, sha = publish("plain", plain_image_project())
-    done = run_workflow(namespace, url)
+    done = run_workflow(namespace, url, "--log-level", "debug")
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"at {sha}" in done.stdout
+    # the Kubernetes executor's stages log where their time went, as local ones do
+    timing = [json.loads(ln) for ln in done.stderr.splitlines() if '"stage_timing"' in ln]
+    train = next(t for t in timing if t["stage"] == "train")
+    assert train["checkout_from"] == "handed-over" and "module" in train, timing
     pod = kubectl(
         "get", "deploy", "-n", namespace, "plain--serve",
         "-o", "jsonpath={.spec.template.spec.containers[0].image} "

@@ -17,11 +17,27 @@ from concurrent.futures import wait as wait_futures
 
 from bodywork.core.errors import BodyworkError
 from bodywork.core.plan import Plan, StageSpec, Step, on_failure_stage
-from bodywork.core.results import FAILED, NOT_RUN, SKIPPED, RunOutcome, StageResult
+from bodywork.core.results import (
+    FAILED,
+    NOT_RUN,
+    SKIPPED,
+    RunOutcome,
+    StageResult,
+    timing_summary,
+)
 from bodywork.engine.executors.base import Executor, H
 from bodywork.logs.logger import bound, get_logger
 
 log = get_logger("bodywork.engine.workflow")
+
+
+def _log_timing(result: StageResult) -> None:
+    """--log-level debug: where the stage's time went, from its bootstrapper's timeline
+    (either executor: the line is in the stage's log tail)."""
+    timings = result.timings
+    if timings is not None:
+        breakdown = timing_summary(timings)
+        log.debug("stage_timing", stage=result.stage, breakdown=breakdown, **timings)
 
 
 def _not_run(stage: StageSpec, reason: str) -> StageResult:
@@ -75,6 +91,7 @@ def _run_step(
                     **({"reason": result.reason} if result.reason else {}),
                     **({"url": result.url} if result.url else {}),
                 )
+                _log_timing(result)
                 if not result.ok and not stopping:
                     stopping = True
                     for other in pending:

@@ -430,14 +430,6 @@ class LocalExecutor:
             url=handle.url,
             log_tail=list(handle.tail),
         )
-        timings = result.timings
-        if timings is not None:  # --log-level debug: where the stage's time went
-            log.debug(
-                "stage_timing",
-                stage=result.stage,
-                breakdown=results.timing_summary(timings),
-                **timings,
-            )
         return result
 
     def _wait_for_batch(self, handle: LocalHandle) -> StageResult:
