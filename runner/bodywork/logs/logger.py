@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -51,10 +50,6 @@ def forget_configuration() -> None:
     straight to structlog again, and a set-up not yet run never runs."""
     _FirstUse.threshold = None
     _FirstUse.setup = None
-
-
-def structlog_loaded() -> bool:
-    return "structlog" in sys.modules
 
 
 @contextlib.contextmanager
