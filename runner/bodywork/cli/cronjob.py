@@ -8,13 +8,9 @@ builds the run with `settings.controller_run`, like `render --schedule`.
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
 from bodywork.cli import settings
 from bodywork.cli.output import echo, render_rows
-
-if TYPE_CHECKING:
-    from bodywork.cli.settings import SubParsers
 
 CRONJOB_COLUMNS = [
     ("NAME", "name"),
@@ -66,8 +62,7 @@ def cmd_cronjob(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: SubParsers) -> None:
-    cron = commands.add_parser("cronjob", help="scheduled retraining: create|list|delete|history")
+def add_cronjob(cron: argparse.ArgumentParser) -> None:
     actions = cron.add_subparsers(dest="action", required=True, metavar="ACTION")
     sub = settings.add_namespace(actions.add_parser("create", help="run REPO on a cron schedule"))
     sub.add_argument("source", metavar="REPO", help="git URL the cluster can reach")

@@ -20,7 +20,6 @@ from bodywork.core.errors import ClusterError, UsageError
 if TYPE_CHECKING:
     from kubernetes import client
 
-    from bodywork.cli.settings import SubParsers
 
 EXIT_INTERRUPTED = 130
 CREATE_ONLY_KINDS = ("PersistentVolumeClaim", "Job")  # an existing one is used, not changed
@@ -195,11 +194,8 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     return deploy.follow(api, namespace, job, echo)
 
 
-def register(commands: SubParsers) -> None:
-    sub = settings.add_namespace(
-        commands.add_parser("deploy", help="start a run in the cluster (controller Job)"),
-        from_project=True,
-    )
+def add_deploy(sub: argparse.ArgumentParser) -> None:
+    settings.add_namespace(sub, from_project=True)
     settings.add_source(sub)
     settings.add_logging(sub)
     settings.add_image(sub)
@@ -209,10 +205,9 @@ def register(commands: SubParsers) -> None:
     settings.add_artifacts_backend(sub)
     sub.set_defaults(handler=cmd_deploy)
 
-    sub = settings.add_namespace(
-        commands.add_parser("render", help="print the manifests a run would apply"),
-        from_project=True,
-    )
+
+def add_render(sub: argparse.ArgumentParser) -> None:
+    settings.add_namespace(sub, from_project=True)
     settings.add_source(sub)
     settings.add_image(sub)
     sub.add_argument("--schedule", help="render a CronJob with this cron schedule instead of a Job")
@@ -227,12 +222,9 @@ def register(commands: SubParsers) -> None:
     settings.add_artifacts_backend(sub)
     sub.set_defaults(handler=cmd_render)
 
-    sub = settings.add_namespace(
-        commands.add_parser(
-            "bootstrap", help="install RBAC, create secrets, start and follow the first run"
-        ),
-        from_project=True,
-    )
+
+def add_bootstrap(sub: argparse.ArgumentParser) -> None:
+    settings.add_namespace(sub, from_project=True)
     settings.add_source(sub)
     settings.add_logging(sub)
     settings.add_image(sub)

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import argparse
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bodywork.cli import settings
 from bodywork.cli.output import echo, render_output, render_rows, table
 from bodywork.core.errors import UsageError
-
-if TYPE_CHECKING:
-    from bodywork.cli.settings import SubParsers
 
 DEFAULT_OLDER_THAN_DAYS = 7.0
 
@@ -139,29 +136,24 @@ def _cleanup_local(args: argparse.Namespace, days: float) -> int:
     return 0
 
 
-def register(commands: SubParsers) -> None:
-    sub = settings.add_namespace(
-        commands.add_parser("status", help="runs of the namespace, or one run")
-    )
+def add_status(sub: argparse.ArgumentParser) -> None:
+    settings.add_namespace(sub)
     sub.add_argument("run", nargs="?", metavar="RUN", help="a run id (or a unique prefix)")
     sub.add_argument("--project", default=None)
     settings.add_output(sub)
     sub.set_defaults(handler=cmd_status)
 
-    sub = settings.add_namespace(
-        commands.add_parser("logs", help="a run's stage logs, even after cleanup")
-    )
+
+def add_logs(sub: argparse.ArgumentParser) -> None:
+    settings.add_namespace(sub)
     sub.add_argument("run", metavar="RUN")
     sub.add_argument("stage", nargs="?", metavar="STAGE")
     sub.add_argument("-f", "--follow", action="store_true", help="stream while the run runs")
     sub.set_defaults(handler=cmd_logs)
 
 
-def register_cleanup(commands: SubParsers) -> None:
-    """cleanup, listed last in --help as before."""
-    sub = settings.add_namespace(
-        commands.add_parser("cleanup", help="remove old runs (and services)")
-    )
+def add_cleanup(sub: argparse.ArgumentParser) -> None:
+    settings.add_namespace(sub)
     sub.add_argument(
         "--local",
         action="store_true",

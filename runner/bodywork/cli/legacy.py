@@ -71,8 +71,13 @@ Handler = Callable[[str, list[str]], _Today]
 
 
 # ---------------------------------------------------------------------------- the entry
-def translate(argv: list[str]) -> tuple[list[str], str | None]:
+def translate(
+    argv: list[str], parser: argparse.ArgumentParser | None = None
+) -> tuple[list[str], str | None]:
     """Today's argv for `argv`, and a note when it was the original Bodywork's form.
+
+    `parser` is today's parser with at least argv[0]'s command built (`main.parser_for`);
+    default: a full one.
 
     The note is one line without the leading "note: ": "'bodywork OLD' is the original
     Bodywork's form; today: bodywork NEW" (shell-quoted; secret values and URL credentials
@@ -84,11 +89,11 @@ def translate(argv: list[str]) -> tuple[list[str], str | None]:
         return argv, None
     command, rest = argv[0], argv[1:]
     if command in LEGACY_COMMANDS:
-        if command in _current_commands():
+        if command in _current_commands(parser or _current_parser()):
             return argv, None  # a current command of that name wins
         today = _LEGACY[command](command, rest)
     elif command in _SHARED:
-        if _asks_for_help(rest) or _current_accepts(argv):
+        if _asks_for_help(rest) or _current_accepts(parser or _current_parser(), argv):
             return argv, None
         marked, handler = _SHARED[command]
         if not marked(rest):
@@ -135,17 +140,12 @@ def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParse
 
 
 def _current_parser() -> argparse.ArgumentParser:
-    """Today's full parser (a fresh one), made to raise instead of printing and exiting."""
     from bodywork.cli.main import build_parser  # main imports this module
 
-    parser = build_parser()
-    for each in _parsers(parser):
-        vars(each)["error"] = _reject  # this instance only: raise, never print or exit
-    return parser
+    return build_parser()
 
 
-def _current_commands() -> set[str]:
-    parser = _current_parser()
+def _current_commands(parser: argparse.ArgumentParser) -> set[str]:
     return {
         name
         for action in parser._actions
@@ -154,11 +154,19 @@ def _current_commands() -> set[str]:
     }
 
 
-def _current_accepts(argv: list[str]) -> bool:
+def _current_accepts(parser: argparse.ArgumentParser, argv: list[str]) -> bool:
+    """Whether today's parser takes `argv`, asked without printing or exiting: each parser's
+    `error` raises for the time of the question (on the instance; the class's is left)."""
+    parsers = list(_parsers(parser))
+    for each in parsers:
+        vars(each)["error"] = _reject
     try:
-        _current_parser().parse_args(argv)
+        parser.parse_args(argv)
     except _Rejected:
         return False
+    finally:
+        for each in parsers:
+            del vars(each)["error"]
     return True
 
 

@@ -37,21 +37,51 @@ GC_THRESHOLDS = (100_000, 50, 100)
 EXIT_OS_ERROR = BodyworkError.exit_code  # 1: the general failure
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Every command, in --help's order: its name, its line of help, and what adds its arguments
+# and handler (None: `stage`, which main runs before argparse).
+COMMANDS: tuple[tuple[str, str, Callable[[argparse.ArgumentParser], None] | None], ...] = (
+    ("run", "run a workflow on this machine (no cluster needed)", run.add_run),
+    ("workflow", "run a workflow in Kubernetes (what the controller Job runs)", run.add_workflow),
+    ("deploy", "start a run in the cluster (controller Job)", deploy.add_deploy),
+    ("render", "print the manifests a run would apply", deploy.add_render),
+    (
+        "bootstrap",
+        "install RBAC, create secrets, start and follow the first run",
+        deploy.add_bootstrap,
+    ),
+    ("status", "runs of the namespace, or one run", history.add_status),
+    ("logs", "a run's stage logs, even after cleanup", history.add_logs),
+    ("cronjob", "scheduled retraining: create|list|delete|history", cronjob.add_cronjob),
+    ("secret", "Secrets for [secrets] sections: create|list|delete", secret.add_secret),
+    ("cleanup", "remove old runs (and services)", history.add_cleanup),
+    ("validate", "check a project's configuration", run.add_validate),
+    ("stage", "run one stage (what every stage pod runs)", None),
+)
+ALL = "*"
+
+
+def build_parser(only: str = ALL) -> argparse.ArgumentParser:
+    """The `bodywork` parser. `only` names the one command whose arguments are built (a
+    command line needs only its own: the others are listed, by name and help, for --help and
+    argparse's "invalid choice"); the default builds them all."""
     parser = argparse.ArgumentParser(
         prog="bodywork",
         description="Deploy machine-learning projects to Kubernetes straight from Git.",
     )
     parser.add_argument("--version", action="version", version=f"bodywork {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run.register(commands)
-    deploy.register(commands)
-    history.register(commands)
-    cronjob.register(commands)
-    secret.register(commands)
-    history.register_cleanup(commands)
-    run.register_checks(commands)
+    for name, text, add_arguments in COMMANDS:
+        built = add_arguments is not None and only in (ALL, name)
+        sub = commands.add_parser(name, help=text, add_help=built)
+        if built and add_arguments is not None:
+            add_arguments(sub)
     return parser
+
+
+def parser_for(argv: list[str]) -> argparse.ArgumentParser:
+    """The parser for one command line: only its command's arguments built (none for an
+    option or a word that is no command: argparse then prints help or "invalid choice")."""
+    return build_parser(argv[0] if argv else "")
 
 
 def describe_os_error(exc: OSError, what: str | None = None) -> str:
@@ -164,13 +194,15 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["stage"]:  # fast path: no argparse tree, no heavy imports
         stage_argv = argv[1:]
         return _run(lambda: run.cmd_stage(stage_argv), guard_stdout=False)
+    parser = parser_for(argv)
     try:  # the original Bodywork's command lines still work (cli/legacy, docs/migrating.md)
-        argv, note = legacy.translate(argv)
+        argv, note = legacy.translate(argv, parser)
     except BodyworkError as exc:
         return _error(str(exc), exc.exit_code)
     if note is not None:
         print(f"note: {note}", file=sys.stderr, flush=True)
-    args = build_parser().parse_args(argv)
+        parser = parser_for(argv)  # today's form may be another command
+    args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
 
     def call() -> int:

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
     from kubernetes import client
 
-    from bodywork.cli.settings import SubParsers
     from bodywork.core import config, results
 
 EXIT_INTERRUPTED = 130  # the shell convention for "ended by Ctrl-C"; also `kill` (SIGTERM)
@@ -352,8 +351,7 @@ def cmd_stage(argv: list[str]) -> int:
     return stage_main(argv)
 
 
-def register(commands: SubParsers) -> None:
-    run = commands.add_parser("run", help="run a workflow on this machine (no cluster needed)")
+def add_run(run: argparse.ArgumentParser) -> None:
     settings.add_source(run)
     settings.add_logging(run)
     run.add_argument(
@@ -381,9 +379,8 @@ def register(commands: SubParsers) -> None:
     settings.add_artifacts_backend(run, local=True)
     run.set_defaults(handler=cmd_run)
 
-    flow = commands.add_parser(
-        "workflow", help="run a workflow in Kubernetes (what the controller Job runs)"
-    )
+
+def add_workflow(flow: argparse.ArgumentParser) -> None:
     settings.add_source(flow)
     settings.add_logging(flow)
     flow.add_argument(
@@ -419,9 +416,7 @@ def register(commands: SubParsers) -> None:
     flow.set_defaults(handler=cmd_workflow)
 
 
-def register_checks(commands: SubParsers) -> None:
-    """validate and stage, listed after the cluster commands in --help."""
-    validate = commands.add_parser("validate", help="check a project's configuration")
+def add_validate(validate: argparse.ArgumentParser) -> None:
     settings.add_source(validate)
     validate.add_argument(
         "--strict",
@@ -429,5 +424,3 @@ def register_checks(commands: SubParsers) -> None:
         help="unknown keys and sections are errors, not warnings",
     )
     validate.set_defaults(handler=cmd_validate)  # it prints what it finds
-
-    commands.add_parser("stage", help="run one stage (what every stage pod runs)", add_help=False)

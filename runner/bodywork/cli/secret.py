@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from bodywork.cli import settings
 from bodywork.cli.output import echo, render_rows
 from bodywork.core.errors import UsageError
-
-if TYPE_CHECKING:
-    from bodywork.cli.settings import SubParsers
 
 SECRET_COLUMNS = [("NAME", "name"), ("KEYS", "keys")]
 
@@ -48,10 +44,7 @@ def cmd_secret(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: SubParsers) -> None:
-    secret = commands.add_parser(
-        "secret", help="Secrets for [secrets] sections: create|list|delete"
-    )
+def add_secret(secret: argparse.ArgumentParser) -> None:
     actions = secret.add_subparsers(dest="action", required=True, metavar="ACTION")
     sub = settings.add_namespace(actions.add_parser("create", help="create or update a Secret"))
     sub.add_argument("name", metavar="NAME")
