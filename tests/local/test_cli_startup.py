@@ -26,9 +26,13 @@ HEAVY = (
     "kubernetes", "git", "asyncio", "structlog", "urllib.request", "tenacity", "yaml",
     "bodywork_bootstrap.s3", "concurrent.futures",
 )  # fmt: skip
+# What a local `validate` does not use either: the plan (a validate pins nothing), OpenSSL's
+# hashlib (only an over-long object name is hashed), json (only -o json) and the cron
+# rules (only a command given --schedule).
+NOT_FOR_VALIDATE = ("bodywork.core.plan", "hashlib", "json", "bodywork.core.cron")
 PROBE = textwrap.dedent(
     """
-    import contextlib, io, json, sys
+    import contextlib, io, sys
     from bodywork.cli.main import main
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -37,10 +41,13 @@ PROBE = textwrap.dedent(
         except SystemExit as exc:  # --help
             code = exc.code
     heavy = sorted(m for m in {heavy!r} if m in sys.modules)
-    found = {{"code": code, "loaded": heavy, "out": out.getvalue(), "err": err.getvalue()}}
+    lighter = sorted(m for m in {lighter!r} if m in sys.modules)
+    found = {{"code": code, "loaded": heavy, "lighter": lighter, "out": out.getvalue(),
+             "err": err.getvalue()}}
+    import json  # after the check: the probe's own json is not the command's
     print(json.dumps(found))
     """
-).format(heavy=HEAVY)
+).format(heavy=HEAVY, lighter=NOT_FOR_VALIDATE)
 
 
 def loaded_by(*argv: str) -> dict[str, object]:
@@ -62,6 +69,14 @@ def test_validate_imports_none_of_the_heavy_modules(project: Path) -> None:
     assert found["code"] == 0, found
     assert "1 stage(s) in 1 step(s)" in str(found["out"])
     assert found["loaded"] == []
+    assert found["lighter"] == []
+
+
+def test_render_loads_what_validate_leaves_out(project: Path) -> None:
+    """A check of the check above: render pins the commit into a plan, so the probe sees it."""
+    found = loaded_by("render", str(project))
+    assert found["code"] == 0, found
+    assert "bodywork.core.plan" in found["lighter"]  # type: ignore[operator]
 
 
 def test_render_without_a_server_dry_run_imports_only_yaml(project: Path) -> None:

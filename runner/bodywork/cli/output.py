@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import sys
 import threading
@@ -129,6 +128,8 @@ def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
 def render_output(data: Any, output: str, as_table: Callable[[Any], str]) -> str:
     """`data` as -o json, -o yaml, or (table) whatever `as_table` makes of it."""
     if output == "json":
+        import json
+
         return json.dumps(data, indent=2, default=str)
     if output == "yaml":
         import yaml

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bodywork import __version__
-from bodywork.core import cron, names
+from bodywork.core import names
 from bodywork.core.errors import UsageError
 from bodywork_bootstrap import envnames
 
@@ -323,6 +323,8 @@ def check_namespace(args: argparse.Namespace) -> None:
 
 def check_schedule(schedule: str) -> None:
     """A --schedule the CronJob API would refuse (core.cron has its rules) is a UsageError."""
+    from bodywork.core import cron  # only a command given a schedule reads one
+
     problem = cron.schedule_problem(schedule)
     if problem is not None:
         raise UsageError(f"--schedule '{schedule}' is not a cron schedule: {problem}")

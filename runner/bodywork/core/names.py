@@ -10,7 +10,6 @@ that two long names can never collide. `namespace_problem` names the rule a name
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 MAX_NAME_LENGTH = 63  # DNS-1123 label limit, the tightest Kubernetes applies to our objects
@@ -50,6 +49,8 @@ def object_name(*parts: str, max_length: int = MAX_NAME_LENGTH) -> str:
     full = "--".join(k8s_name(p) for p in parts)
     if len(full) <= max_length:
         return full
+    import hashlib  # OpenSSL's load (~2 ms): only for a name too long to keep whole
+
     digest = hashlib.sha256(full.encode()).hexdigest()[:HASH_LENGTH]
     head = full[: max_length - HASH_LENGTH - 1].rstrip("-")
     return f"{head}-{digest}"

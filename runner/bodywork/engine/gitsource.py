@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bodywork.core.errors import GitSourceError, UsageError
-from bodywork.core.plan import Source
 from bodywork.engine import confinement
 from bodywork_bootstrap.redaction import redact
 
@@ -32,9 +31,11 @@ if TYPE_CHECKING:
     import subprocess
 
     from bodywork.core.config import ProjectFiles
+    from bodywork.core.plan import Source
 
 # gitfetch (subprocess, selectors, threads: ~15 ms) is imported by the functions that run git,
-# so `bodywork validate PATH`, which only asks `is_url`, starts without it.
+# and the plan (its dataclasses, secrets, datetime: ~6 ms) by those that pin a Source, so
+# `bodywork validate PATH`, which only asks `is_url`, starts without them.
 
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 _SHORT_SHA = re.compile(r"^[0-9a-f]{7,39}$")
@@ -109,6 +110,7 @@ def _ls_remote_once(url: str, *patterns: str, env: Mapping[str, str] | None = No
 
 def resolve_remote(url: str, ref: str | None, env: Mapping[str, str] | None = None) -> Source:
     """`env`: where git credentials come from (see gitfetch.git_env); default os.environ."""
+    from bodywork.core.plan import Source
     from bodywork_bootstrap import gitfetch
 
     if ref and _FULL_SHA.match(ref):
@@ -217,6 +219,8 @@ def _resolve_local(
     status: subprocess.Popen[str] | None,
     warn: Callable[[str], None],
 ) -> Source:
+    from bodywork.core.plan import Source
+
     # One process: the working tree's root, then the commit (nothing when it is not one).
     found = _git_here(
         ["rev-parse", "--show-toplevel", "--verify", "--quiet", "--end-of-options",
@@ -273,6 +277,8 @@ def resolve(
     """Pin `location` (a path or git URL) at `ref` (default: HEAD) to a full commit SHA.
 
     `env` carries git credentials (gitfetch.git_env); default: this process's environment."""
+    from bodywork.core.plan import Source
+
     if is_url(location):
         refuse_embedded_credentials(location)
         inside = confinement.project_dir_in_url_repo(project_dir)  # before any network call
