@@ -6,10 +6,14 @@ Run from the repository root:
                               [--max-stages N] [--timeout S]
 
 Every figure is a whole `bodywork` process, started the way the console script starts it
-(`from bodywork.cli.main import main`), so PYTHONPATH picks the code measured: point it at
-another checkout's `runner:stage-bootstrap` for "before" figures. Each is printed as
-min / median / max over the runs, next to its target, with a ratio measured in the same run.
-Nothing is asserted about timings: a slow machine prints slow figures, it does not fail.
+(`from bodywork.cli.main import main`), by the python of a new venv where a wheel of the tree
+measured is installed, as pip or the image installs it: this checkout, or `--tree DIR` for
+"before" figures. (The developer's editable install adds an import hook that costs every
+process, `python -c pass` included, some 20 ms; `--as-is` measures the running interpreter
+and its PYTHONPATH instead.) The wheel's dependencies are read from the running
+interpreter's site-packages. Each figure is printed as min / median / max over the runs,
+next to its target, with a ratio measured in the same run. Nothing is asserted about
+timings: a slow machine prints slow figures, it does not fail.
 
 1. CLI start: `python -c pass`, `bodywork --help`, and `bodywork validate` / `bodywork
    render` / `bodywork run` of a one-stage project (a committed git repo). For `run`, the
@@ -34,14 +38,17 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
 START_TARGET_SECONDS = 0.1
 VALIDATE_TARGET_SECONDS = 2.0  # at 10,000 stages
 RENDER_TARGET_SECONDS = 10.0  # at 10,000 stages
@@ -83,8 +90,35 @@ def timed_run(command: list[str], env: dict[str, str], timeout: float) -> float:
     return seconds
 
 
+PYTHON = sys.executable  # the interpreter measured: main() sets the installed venv's
+
+
 def bodywork(*args: str) -> list[str]:
-    return [sys.executable, "-c", MAIN, *args]
+    return [PYTHON, "-c", MAIN, *args]
+
+
+NOT_BUILT = (".git", ".venv", "build", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis")
+
+
+def installed_python(tree: Path, tmp: Path) -> str:
+    """The python of a new venv with a wheel of `tree` installed (no dependencies: a .pth
+    names the running interpreter's site-packages, which has them)."""
+    venv, wheels, copy = tmp / "installed", tmp / "wheels", tmp / "tree"
+    quiet = {"check": True, "stdout": subprocess.DEVNULL}
+    # Built from a copy: setuptools leaves build/ in the tree it builds, and reuses it.
+    shutil.copytree(tree, copy, ignore=shutil.ignore_patterns(*NOT_BUILT))
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], **quiet)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                    "--no-build-isolation", "-w", str(wheels), str(copy)], **quiet)  # fmt: skip
+    python = venv / "bin" / "python"
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
+                    "--no-deps", *map(str, wheels.glob("*.whl"))], **quiet)  # fmt: skip
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    Path(purelib, "zz-bench-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return str(python)
 
 
 def spread(runs: Sequence[float]) -> str:
@@ -193,7 +227,7 @@ FORMS = {"ini": ini_project, "yaml": yaml_project}
 def bench_start(tmp: Path, env: dict[str, str], repeat: int, timeout: float) -> None:
     small = write_repo(tmp / "small", ini_project(1))
     commands = {
-        "python -c pass": [sys.executable, "-c", "pass"],
+        "python -c pass": [PYTHON, "-c", "pass"],
         "bodywork --help": bodywork("--help"),
         "bodywork validate (1 stage)": bodywork("validate", str(small)),
         "bodywork render (1 stage)": bodywork("render", str(small)),
@@ -320,6 +354,14 @@ def main() -> None:
     parser.add_argument(
         "--tmpdir", default=None, help="TMPDIR for the bodywork processes (e.g. a tmpfs)"
     )
+    parser.add_argument(
+        "--tree", type=Path, default=ROOT, help="the checkout to measure (default: this one)"
+    )
+    parser.add_argument(
+        "--as-is",
+        action="store_true",
+        help="measure the running interpreter and PYTHONPATH, not a wheel in a new venv",
+    )
     args = parser.parse_args()
     sizes = sorted(int(size) for size in args.sizes.split(","))
     forms = [form for form in args.forms.split(",") if form]
@@ -328,8 +370,15 @@ def main() -> None:
         env = bench_env(tmp / "pycache")
         if args.tmpdir:
             env["TMPDIR"] = args.tmpdir
+        global PYTHON
+        if args.as_is:
+            measured = f"as is, PYTHONPATH={os.environ.get('PYTHONPATH', '')}"
+        else:
+            PYTHON = installed_python(args.tree.resolve(), tmp)
+            env.pop("PYTHONPATH", None)
+            measured = f"a wheel of {args.tree.resolve()} in a new venv"
         print(
-            f"python {sys.version.split()[0]}; PYTHONPATH={os.environ.get('PYTHONPATH', '')}; "
+            f"python {sys.version.split()[0]}; {measured}; "
             f"TMPDIR={env.get('TMPDIR', tempfile.gettempdir())}; load {os.getloadavg()[0]:.1f} "
             f"on {os.cpu_count()} CPUs"
         )
