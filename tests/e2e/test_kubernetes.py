@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.request
 
 import yaml
@@ -60,10 +61,43 @@ def cluster_ip(namespace: str, service: str) -> str:
     return kubectl("get", "svc", "-n", namespace, service, "-o", "jsonpath={.spec.clusterIP}")
 
 
+KUBE_PROXY_LAG_SECONDS = 10  # from Endpoints listing a pod to kube-proxy's rules routing to it
+
+
 def http_get(url: str, data: bytes | None = None) -> bytes:
+    """One request to a Service. A run ends once the Service's Endpoints list the new pod
+    (tests: routed_pods), but kube-proxy writes its iptables rules a moment later, and until
+    then the ClusterIP refuses: a refused connection is retried for that moment only."""
     request = urllib.request.Request(url, data=data, headers={"content-type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return response.read()
+    deadline = time.monotonic() + KUBE_PROXY_LAG_SECONDS
+    while True:
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.read()
+        except urllib.error.URLError as exc:
+            refused = isinstance(exc.reason, ConnectionRefusedError)
+            if not refused or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def routed_pods(namespace: str, service: str) -> set[str]:
+    """The pods a Service's Endpoints list as ready addresses, read once."""
+    endpoints = json.loads(kubectl("get", "endpoints", "-n", namespace, service, "-o", "json"))
+    return {
+        address["targetRef"]["name"]
+        for subset in endpoints.get("subsets") or []
+        for address in subset.get("addresses") or []
+        if address.get("targetRef", {}).get("kind") == "Pod"
+    }
+
+
+def stage_pods(namespace: str, stage: str) -> set[str]:
+    names = kubectl(
+        "get", "pods", "-n", namespace, "-l", f"bodywork.dev/stage={stage}",
+        "-o", "jsonpath={.items[*].metadata.name}",
+    )  # fmt: skip
+    return set(names.split())
 
 
 def test_example_is_trained_and_served_by_the_in_cluster_controller_job(
@@ -144,6 +178,8 @@ def test_rollout_that_never_becomes_ready_rolls_back_and_old_version_keeps_servi
     )
     first = run_workflow(namespace, url)
     assert first.returncode == 0, first.stdout + first.stderr
+    # read at once: the run ended only once the Service routes to its pod
+    assert routed_pods(namespace, "e2e--web") & stage_pods(namespace, "web")
     ip = cluster_ip(namespace, "e2e--web")
     assert http_get(f"http://{ip}:{port}/") == b"v1"
 

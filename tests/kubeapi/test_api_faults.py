@@ -12,6 +12,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -22,7 +23,12 @@ from bodywork.engine import gitsource, workflow
 from bodywork.engine.executors.kubernetes import KubernetesExecutor
 from bodywork.k8s import informers, kube
 from tests.e2e.conftest import IMAGE, kubectl
-from tests.e2e.test_kubernetes import batch_config, project_files
+from tests.e2e.test_kubernetes import (
+    batch_config,
+    http_server_script,
+    project_files,
+    service_config,
+)
 from tests.kubeapi.faultproxy import FaultProxy, Request, Rule, describe_request
 
 CONTROLLER = "bodywork-controller"
@@ -528,3 +534,47 @@ def test_job_that_completes_while_its_watch_is_stalled_is_reported_succeeded(
     assert [w.fault for w in watches[:2]] == ["stall", None]
     assert watches[1].resource_version == watches[0].resource_version  # replayed from there
     assert len(proxy.requests("GET", r"/jobs$", watch=False)) == 1  # resumed, not re-listed
+
+
+# ---------------------------------------------------------------------------- service routing
+def run_service(api: client.ApiClient, namespace: str, url: str) -> tuple[plan.Plan, Any]:
+    the_plan = load_plan(url)
+    settings = objects.RunSettings(namespace=namespace, image=IMAGE)
+    executor = KubernetesExecutor(api, settings, lambda stage, line: None)
+    try:
+        outcome = workflow.run_workflow(the_plan, executor)
+    finally:
+        executor.close()
+    assert outcome.succeeded, results.format_summary(outcome)
+    return the_plan, outcome
+
+
+def test_service_succeeds_once_its_endpoints_route_and_a_role_without_them_only_warns(
+    proxy: FaultProxy, api: client.ApiClient, workflow_namespace: str, publish
+) -> None:
+    """The controller reads the Service's Endpoints after the rollout is available and ends
+    only when they list the new pod; where reading them is forbidden (a Role from before
+    that rule) it asks once, then trusts availability as before."""
+    endpoints_path = r"/namespaces/[^/]+/endpoints/e2e--web$"
+    url, _ = publish(
+        "routed",
+        project_files("web", {"web": (service_config(8080, 60), http_server_script("v1", 8080))}),
+    )
+    run_service(api, workflow_namespace, url)
+    reads = proxy.requests("GET", endpoints_path)
+    assert reads and all(r.status == 200 for r in reads)
+    endpoints = json.loads(
+        kubectl("get", "endpoints", "-n", workflow_namespace, "e2e--web", "-o", "json")
+    )
+    routed = {a["targetRef"]["name"] for s in endpoints["subsets"] for a in s["addresses"]}
+    pods = kubectl(
+        "get", "pods", "-n", workflow_namespace, "-l", "bodywork.dev/stage=web",
+        "-o", "jsonpath={.items[*].metadata.name}",
+    ).split()  # fmt: skip
+    assert routed & set(pods)
+
+    proxy.forbid("GET", endpoints_path)
+    publish("routed", {"web/main.py": http_server_script("v2", 8080)})
+    run_service(api, workflow_namespace, url)  # still succeeds
+    refused = [r for r in proxy.requests("GET", endpoints_path) if r.fault == "forbid"]
+    assert len(refused) == 1  # asked once: a 403 is not retried, nor asked again each poll

@@ -329,6 +329,21 @@ def rollout_state(deployment: Any, run_id: str) -> tuple[bool, str | None]:
     return available, None
 
 
+def routes_to(endpoints: Any, pod_names: set[str]) -> bool:
+    """Whether a Service's Endpoints (or None) hold a ready address of one of `pod_names`.
+
+    A Deployment is available as soon as its pods pass their readiness probe; the
+    endpoints controller adds them to the Service a moment later. Until then the
+    ClusterIP refuses connections, so a later step calling the service would fail.
+    """
+    for subset in (endpoints.subsets or []) if endpoints is not None else []:
+        for address in subset.addresses or []:  # ready ones; not_ready_addresses are not
+            ref = address.target_ref
+            if ref is not None and ref.kind == "Pod" and ref.name in pod_names:
+                return True
+    return False
+
+
 _NEVER = datetime.min.replace(tzinfo=timezone.utc)
 
 

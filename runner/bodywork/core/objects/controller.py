@@ -28,6 +28,7 @@ CONTROLLER_RULES: list[Manifest] = [
     {"apiGroups": ["apps"], "resources": ["deployments"],
      "verbs": ["get", "create", "update", "list", "watch", "delete"]},
     {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "create", "update", "delete"]},
+    {"apiGroups": [""], "resources": ["endpoints"], "verbs": ["get"]},
     {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"],
      "verbs": ["get", "create", "update", "delete"]},
     {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get"]},

@@ -26,6 +26,7 @@ CLAIM_BIND_SECONDS = 120  # dynamic provisioning takes seconds; two minutes mean
 CLAIM_CHECK_SECONDS = 5  # a Pending claim's events are read this often while it binds
 VOLUME_CHECK_SECONDS = 2.0  # how often the events of a pod stuck on its volumes are read
 WAKE_SECONDS = 5.0  # re-check deadlines at least this often while waiting for events
+ENDPOINTS_POLL_SECONDS = 0.5  # Endpoints are read, not watched: how often while a rollout is done
 FOLLOWER_DRAIN_SECONDS = 5.0  # for a finished pod's last log lines
 
 
@@ -48,6 +49,9 @@ class KubeHandle:
     volumes_checked_at: float = 0.0
     volume_causes_shown: set[str] = field(default_factory=set)
     volume_waiting: Any = None  # a podstatus.VolumeProblem
+    # False once reading the Service's Endpoints was forbidden (a Role from before that rule):
+    # availability alone then ends the wait, as it did.
+    endpoints_readable: bool = True
 
 
 def stage_result(

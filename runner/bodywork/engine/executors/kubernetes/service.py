@@ -3,7 +3,8 @@
 `apply` creates or replaces all three (keeping an existing Service's ClusterIP, taking
 the Ingress down when INGRESS is turned off) and remembers the previous pod template.
 `wait` returns once the rollout at this run's template is available (podstatus.
-rollout_state), or fails on a fatal pod or a stalled rollout, or times out after
+rollout_state) and the Service's Endpoints list one of its pods (podstatus.routes_to), so
+a later step can call it; or fails on a fatal pod or a stalled rollout, or times out after
 MAX_STARTUP_TIME_SECONDS; a failed service is rolled back to its previous template, or
 deleted with its new Service if it had none (`rollback`). A pod the API refuses for good
 (the Deployment's ReplicaFailure condition, podstatus.deployment_refusal) fails the
@@ -19,10 +20,12 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from bodywork.core import deadlines, objects
+from bodywork.core.errors import ClusterError
 from bodywork.core.plan import StageSpec
 from bodywork.core.results import FAILED, STOPPED, SUCCEEDED, TIMED_OUT, StageResult
 from bodywork.engine.executors.kubernetes import logs, volumes
 from bodywork.engine.executors.kubernetes.handle import (
+    ENDPOINTS_POLL_SECONDS,
     VOLUME_CHECK_SECONDS,
     WAKE_SECONDS,
     KubeHandle,
@@ -107,7 +110,8 @@ def wait(ex: KubernetesExecutor, handle: KubeHandle) -> StageResult:
             return stage_result(handle, STOPPED, 1, "stopped")
         deployment = ex.deployments.get(handle.name)
         available, failure = podstatus.rollout_state(deployment, handle.stage.run_id)
-        if available:
+        routed = available and _routed(ex, handle, pods)
+        if routed:
             return stage_result(handle, SUCCEEDED, 1, url=service_url(ex, handle))
         refusal = podstatus.deployment_refusal(
             deployment, handle.stage.run_id, ex.namespace, ex.repo_url
@@ -125,10 +129,15 @@ def wait(ex: KubernetesExecutor, handle: KubeHandle) -> StageResult:
             problem = volumes.check(ex, handle, pods)
             failure = problem.reason if problem is not None and problem.permanent else None
         if failure is None and time.monotonic() >= deadline:
-            failure = volumes.while_waiting(
-                f"not ready after {backstop}s (MAX_INSTALL_TIME_SECONDS + "
-                "MAX_STARTUP_TIME_SECONDS + grace)",
-                handle,
+            failure = (
+                f"its pods are ready but Service {handle.name} routed to none of them within "
+                f"{backstop}s (its Endpoints list no ready address of this run)"
+                if available
+                else volumes.while_waiting(
+                    f"not ready after {backstop}s (MAX_INSTALL_TIME_SECONDS + "
+                    "MAX_STARTUP_TIME_SECONDS + grace)",
+                    handle,
+                )
             )
             status = TIMED_OUT
         else:
@@ -140,8 +149,38 @@ def wait(ex: KubernetesExecutor, handle: KubeHandle) -> StageResult:
             rolled = rollback(ex, handle)
             return stage_result(handle, status, 1, f"{failure}; {rolled}")
         # Events change no pod: while a pod waits on its volumes, read them every few seconds.
-        wake = VOLUME_CHECK_SECONDS if volumes.stuck(pods) else WAKE_SECONDS
+        wake = (
+            ENDPOINTS_POLL_SECONDS
+            if available
+            else VOLUME_CHECK_SECONDS
+            if volumes.stuck(pods)
+            else WAKE_SECONDS
+        )
         seen = ex.changes.wait(seen, min(deadline - time.monotonic(), wake))
+
+
+def _routed(ex: KubernetesExecutor, handle: KubeHandle, pods: list[Any]) -> bool:
+    """Whether the stage's Service sends traffic to a pod of this run yet. Endpoints are
+    read, not watched: one small GET per poll, only once the rollout is available."""
+    if not handle.endpoints_readable:
+        return True
+    ns = ex.namespace
+    try:
+        endpoints = kube.exists(
+            f"read endpoints {handle.name}", ns, ex.core.read_namespaced_endpoints, handle.name, ns
+        )
+    except ClusterError as exc:
+        if exc.status != 403:
+            raise
+        handle.endpoints_readable = False
+        log.warning(
+            "endpoints_unreadable",
+            stage=handle.stage.name,
+            fix="re-apply manifests/role.yaml (get endpoints) so a service stage succeeds "
+            "only once its Service routes to it",
+        )
+        return True
+    return podstatus.routes_to(endpoints, {p.metadata.name for p in pods})
 
 
 def service_url(ex: KubernetesExecutor, handle: KubeHandle) -> str:
