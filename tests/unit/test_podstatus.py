@@ -731,3 +731,25 @@ def test_an_artifacts_container_without_a_message_or_out_of_memory() -> None:
     assert podstatus.terminated_reason(terminated, "256Mi", "artifacts-push") == (
         "artifacts push failed: artifacts-push was OOMKilled (memory limit 256Mi)"
     )
+
+
+def endpoints(name: str) -> Any:
+    return load(f"endpoints-{name}", "V1Endpoints")
+
+
+# Captured from the lab: a Service over two pods, one passing its readiness probe.
+READY_POD, UNREADY_POD = "web-54c4b58789-4q4qw", "web-54c4b58789-t59pc"
+
+
+def test_a_service_routes_to_a_pod_among_its_ready_addresses_only() -> None:
+    one_ready = endpoints("one-ready")
+    assert podstatus.routes_to(one_ready, {READY_POD})
+    assert podstatus.routes_to(one_ready, {"web-old-pod", READY_POD})
+    assert not podstatus.routes_to(one_ready, {UNREADY_POD})  # listed, but not ready
+    assert not podstatus.routes_to(one_ready, {"web-old-pod"})  # another run's pod
+    assert not podstatus.routes_to(one_ready, set())
+
+
+def test_a_service_with_no_ready_pod_or_no_endpoints_object_routes_nowhere() -> None:
+    assert not podstatus.routes_to(endpoints("none-ready"), {READY_POD, UNREADY_POD})
+    assert not podstatus.routes_to(None, {READY_POD})  # not created yet
