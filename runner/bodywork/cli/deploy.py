@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bodywork.cli import preload, settings
+from bodywork.cli import settings
 from bodywork.cli.output import echo
 from bodywork.core.errors import ClusterError, UsageError
 
@@ -73,12 +73,11 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    preload.yaml()  # needed last: imported while git pins the commit
-    the_plan = settings.load_plan(args, run_id=args.run_id)
     # core.render, not engine.deploy: without --dry-run server no cluster is involved, and
     # the Kubernetes client (0.2-0.4 s to import) is imported only for the dry run.
     from bodywork.core import objects, render
 
+    the_plan = settings.load_plan(args, run_id=args.run_id)
     run_settings = objects.RunSettings(
         namespace=settings.namespace_of(args, the_plan),
         image=settings.controller_image(args),

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bodywork import __version__
-from bodywork.cli import cronjob, deploy, history, legacy, preload, run, secret, settings
+from bodywork.cli import cronjob, deploy, history, legacy, run, secret, settings
 from bodywork.core.errors import BodyworkError
 from bodywork.logs import logger
 from bodywork_bootstrap import envnames
@@ -219,7 +219,6 @@ def main(argv: list[str] | None = None) -> int:
         return _run(call)
     finally:
         gc.set_threshold(*thresholds)  # main() called in-process (tests) leaves them as found
-        preload.finish()
         logger.forget_configuration()  # and later events go to structlog as configured
 
 

@@ -17,9 +17,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bodywork.cli import output, preload, settings
+from bodywork.cli import output, settings
 from bodywork.core.errors import BodyworkError, StageFailed
-from bodywork.logs import logger
 from bodywork_bootstrap import envnames
 
 if TYPE_CHECKING:
@@ -164,8 +163,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bodywork.engine import controller, locallock, localproject, localsecrets, workflow
     from bodywork.engine.executors.local import COMMITS_DIR, LocalExecutor
 
-    if logger.writes(logger.INFO):  # its first event follows the pin: import meanwhile
-        preload.structlog()
     stopper = RunStopper()
     stopper.install()  # `kill` and a closed terminal clean up like Ctrl-C
     executor: LocalExecutor | None = None

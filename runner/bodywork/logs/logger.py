@@ -45,11 +45,6 @@ def configure_on_first_use(level: str, setup: Callable[[], None]) -> None:
     _FirstUse.setup = setup
 
 
-def writes(level: int) -> bool:
-    """Whether an event at `level` (DEBUG...ERROR) would be written, not dropped."""
-    return _FirstUse.threshold is None or level >= _FirstUse.threshold
-
-
 def forget_configuration() -> None:
     """Undo `configure_on_first_use` (the CLI's `main()` returning, in-process): events go
     straight to structlog again, and a set-up not yet run never runs."""
