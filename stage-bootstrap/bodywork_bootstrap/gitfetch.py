@@ -38,7 +38,6 @@ import re
 import selectors
 import shlex
 import shutil
-import socket
 import stat
 import subprocess
 import tempfile
@@ -145,6 +144,8 @@ def _where(address: tuple[str, int]) -> str:
 
 
 def _accepts_connections(address: tuple[str, int]) -> bool:
+    import socket  # only a stalled fetch probes: `render` and `run` start ~5 ms sooner without it
+
     try:
         with socket.create_connection(address, timeout=_PROBE_SECONDS):
             return True

@@ -22,7 +22,6 @@ import contextlib
 import os
 import selectors
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -263,6 +262,8 @@ def watch_parent(fd: int, grace_seconds: float = ORPHANED_GRACE_SECONDS) -> thre
 
 def listening(port: int) -> bool:
     """Something accepts TCP connections on 127.0.0.1:port."""
+    import socket  # only a service stage asks: a git fetch imports this module too
+
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=_CONNECT_TIMEOUT_SECONDS):
             return True

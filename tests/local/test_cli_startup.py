@@ -106,6 +106,21 @@ def test_the_first_event_written_loads_structlog_set_up_for_stderr(
     assert "kind: Job" in str(found["out"])
 
 
+def test_render_does_not_import_socket(project: Path) -> None:
+    """Only a stalled fetch probes a socket and only a service's port check opens one: some
+    5 ms of imports (its enums) that a render never needs."""
+    probe = (
+        "import sys\nfrom bodywork.cli.main import main\nmain(sys.argv[1:])\n"
+        "print(sorted(m for m in ('socket', 'selectors') if m in sys.modules), file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, "render", str(project)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert "kind: Job" in done.stdout, done.stderr
+    assert done.stderr.splitlines()[-1] == "['selectors']", done.stderr  # git runs: a check
+
+
 def test_render_plans_without_the_workflow_engine(project: Path) -> None:
     """The engine's thread pool (concurrent.futures) is imported by a run, not a render."""
     found = loaded_by("render", str(project))
