@@ -110,8 +110,7 @@ def wait(ex: KubernetesExecutor, handle: KubeHandle) -> StageResult:
             return stage_result(handle, STOPPED, 1, "stopped")
         deployment = ex.deployments.get(handle.name)
         available, failure = podstatus.rollout_state(deployment, handle.stage.run_id)
-        routed = available and _routed(ex, handle, pods)
-        if routed:
+        if available and _routed(ex, handle, pods):
             return stage_result(handle, SUCCEEDED, 1, url=service_url(ex, handle))
         refusal = podstatus.deployment_refusal(
             deployment, handle.stage.run_id, ex.namespace, ex.repo_url
@@ -148,14 +147,11 @@ def wait(ex: KubernetesExecutor, handle: KubeHandle) -> StageResult:
             logs.report_events(ex, handle, pods)
             rolled = rollback(ex, handle)
             return stage_result(handle, status, 1, f"{failure}; {rolled}")
-        # Events change no pod: while a pod waits on its volumes, read them every few seconds.
-        wake = (
-            ENDPOINTS_POLL_SECONDS
-            if available
-            else VOLUME_CHECK_SECONDS
-            if volumes.stuck(pods)
-            else WAKE_SECONDS
-        )
+        # Events change neither Endpoints nor a pod waiting on its volumes: poll those.
+        if available:
+            wake = ENDPOINTS_POLL_SECONDS
+        else:
+            wake = VOLUME_CHECK_SECONDS if volumes.stuck(pods) else WAKE_SECONDS
         seen = ex.changes.wait(seen, min(deadline - time.monotonic(), wake))
 
 
