@@ -41,9 +41,7 @@ def with_on_failure(dag: str, stage: str = "notify-failure") -> str:
     return project_ini(dag) + f"ON_FAILURE = {stage}\n"
 
 
-def test_on_failure_stage_runs_after_a_failure_told_which_stage_failed_and_why(
-    make_repo, engine
-):
+def test_on_failure_stage_runs_after_a_failure_told_which_stage_failed_and_why(make_repo, engine):
     """ON_FAILURE runs once a step fails, with BODYWORK_FAILED_STAGE and the reason."""
     repo = make_repo(
         {

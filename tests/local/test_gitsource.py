@@ -181,9 +181,7 @@ def test_unreachable_server_fails_within_seconds():
     assert str(caught.value).startswith(f"cannot read {url}: ")
 
 
-@pytest.mark.parametrize(
-    "userinfo", ["user:t0ps3cret@", "x-access-token:t0ps3cret@", "t0ps3cret@"]
-)
+@pytest.mark.parametrize("userinfo", ["user:t0ps3cret@", "x-access-token:t0ps3cret@", "t0ps3cret@"])
 def test_a_remote_url_with_credentials_is_refused_naming_the_secret_way(userinfo):
     """A token in a URL would sit in every Job's args and in `ps`: the URL is refused before
     anything is contacted, the message names --git-token-secret and never the token."""

@@ -23,7 +23,7 @@ SLOW_BUILD_SECONDS = 3
 
 # A package whose build backend sleeps before writing its wheel by hand: an install that takes
 # longer than the stage's own limit, offline, with no build dependencies to fetch.
-SLOW_BACKEND = f'''
+SLOW_BACKEND = f"""
 import base64, hashlib, os, time, zipfile
 
 NAME, VERSION = "slowpkg", "1.0"
@@ -57,7 +57,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         for path, data in files.items():
             wheel.writestr(path, data)
     return name
-'''
+"""
 SLOW_PYPROJECT = """
 [build-system]
 requires = []
@@ -172,9 +172,7 @@ def _step_with_batch_and_service(port: int, batch_first: bool) -> dict[str, str]
     }
 
 
-def test_batch_stages_first_finishes_a_steps_batch_stages_before_its_services(
-    make_repo, engine
-):
+def test_batch_stages_first_finishes_a_steps_batch_stages_before_its_services(make_repo, engine):
     """With BATCH_STAGES_FIRST the service starts after `prepare` has written its marker."""
     from tests.conftest import free_port
 

@@ -7,7 +7,8 @@ Kubernetes client. `to_yaml` dumps them exactly as PyYAML's pure-Python SafeDump
 
 - libyaml's emitter (`yaml.CSafeDumper`) writes the stream, with a representer that builds
   the nodes of plain dicts, lists, strings, ints, bools and None directly (PyYAML's walks
-  its type table for each value) and a resolver that remembers each string's implicit tag;
+  its type table for each value) and a resolver that remembers each string's implicit tag
+  (core.yamltags);
 - libyaml folds long double-quoted strings and places long or empty keys differently from
   the pure emitter, so a document holding a string outside printable ASCII (a newline, a
   tab, a control character, any non-ASCII letter), an empty key or a key over 100 characters
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from bodywork.core import names, objects
+from bodywork.core import names, objects, yamltags
 from bodywork.core.plan import Plan
 
 Manifest = dict[str, Any]
@@ -86,22 +87,17 @@ else:
     _Emitting = yaml.CSafeDumper if HAVE_LIBYAML else yaml.SafeDumper
 
 
-class _FastDumper(_Emitting):
-    """libyaml's emitter; nodes built directly; `unsafe` set by a document it would not
-    write as the pure dumper does (see the module's docstring)."""
+class _FastDumper(yamltags.MemoisedTags, _Emitting):
+    """libyaml's emitter; nodes built directly; each scalar's tag resolved once per text
+    (core.yamltags); `unsafe` set by a document it would not write as the pure dumper does
+    (see the module's docstring)."""
 
     def __init__(self, stream: io.StringIO) -> None:
         super().__init__(stream, sort_keys=False, width=WIDTH)
-        self.plain_tags: dict[str, str] = {}
+        self.skip_path_hooks()
         self.unsafe = False
         self.unsafe_docs: list[int] = []
         self.count = 0
-        if not self.yaml_path_resolvers:
-            # The emitter calls these around every node, for path resolvers: SafeDumper has
-            # none, so they do nothing. Builtins that do nothing save 5 million Python calls
-            # at 10,000 stages (the return value is ignored).
-            self.descend_resolver = {}.get  # type: ignore[method-assign, assignment]
-            self.ascend_resolver = ().__len__  # type: ignore[method-assign, assignment]
 
     def represent(self, data: Any) -> None:
         self.unsafe = False
@@ -169,22 +165,6 @@ class _FastDumper(_Emitting):
             self.unsafe = True
         found: Node = super().represent_data(data)
         return found
-
-    def resolve(self, kind: type[Node], value: Any, implicit: Any) -> str:
-        # The emitter asks twice per scalar: is its tag implied when written plain, and
-        # when quoted. Without path resolvers (SafeDumper has none) the answer depends
-        # on the text alone, and a quoted string is always implicitly a str.
-        resolver: Any = super()  # PyYAML's resolver is unannotated
-        if kind is ScalarNode and not self.yaml_path_resolvers:
-            if implicit[0]:
-                tag = self.plain_tags.get(value)
-                if tag is None:
-                    tag = self.plain_tags[value] = resolver.resolve(kind, value, implicit)
-                return tag
-            if implicit[1]:
-                return _STR
-        resolved: str = resolver.resolve(kind, value, implicit)
-        return resolved
 
 
 def _fast_yaml(docs: list[Any]) -> tuple[str, list[int]]:

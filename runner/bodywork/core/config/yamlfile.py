@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from bodywork.core import dag, names
+from bodywork.core import dag, names, yamltags
 from bodywork.core.config import checks
 from bodywork.core.config import schema as s
 from bodywork.core.config.draft import Draft, severity
@@ -41,6 +42,14 @@ _EXAMPLES: dict[str, str] = {
     s.TOLERATIONS.name: "[{key: gpu, operator: Exists, effect: NoSchedule}]",
 }
 _SUBSECTIONS = (s.BATCH, s.SERVICE)
+# A stage's keys, at its top and under batch:/service:, the same tuples for every stage
+# (section() keeps its lookup table per tuple).
+_STAGE_TOP_KEYS = tuple(k for k in s.YAML_STAGE_KEYS if k.yaml and len(k.yaml) == 1)
+_STAGE_KIND_KEYS = {
+    kind: tuple(k for k in s.YAML_STAGE_KEYS if k.yaml and k.yaml[0] == kind)
+    for kind in _SUBSECTIONS
+}
+Elsewhere = Callable[[], dict[str, str]]
 
 
 @dataclass
@@ -71,6 +80,7 @@ class _Reader:
         self.section_name = s.PIPELINE
         self.group: str | None = None
         self.missing_modules = 0  # modules not found so far: each search scans every path
+        self.by_name: dict[tuple[int, int], tuple[tuple[Key[Any], ...], dict[str, Key[Any]]]] = {}
 
     # ------------------------------------------------------------------------ reporting
     def error(self, key: str | None, message: str, line: int | None) -> None:
@@ -85,9 +95,12 @@ class _Reader:
     # ------------------------------------------------------------------------ nodes
     def _pairs(self, node: MappingNode, seen: frozenset[int]) -> list[tuple[Node, Node]]:
         """The node's key/value pairs with `<<` merge keys expanded (explicit keys win)."""
+        pairs: list[tuple[Node, Node]] = node.value
+        if all(key_node.tag != _MERGE for key_node, _ in pairs):
+            return pairs  # no `<<`: the pairs as written (most mappings)
         own: list[tuple[Node, Node]] = []
         merged: list[tuple[Node, Node]] = []
-        for key_node, value_node in node.value:
+        for key_node, value_node in pairs:
             if key_node.tag != _MERGE:
                 own.append((key_node, value_node))
                 continue
@@ -341,15 +354,14 @@ class _Reader:
         section_line: int | None,
         values: dict[str, Any],
         handled: tuple[str, ...] = (),
-        elsewhere: dict[str, str] | None = None,
+        elsewhere: Elsewhere | None = None,
     ) -> None:
         """Parse `keys` (their yaml path's part at `depth`) from `entries`, into `values`.
 
         `handled`: entries the caller reads itself. `elsewhere`: a key name → the section
-        it belongs in, for the hint on a key written in the wrong place.
+        it belongs in, for the hint on a key written in the wrong place (built only then).
         """
-        assert all(k.yaml is not None for k in keys)
-        by_name = {k.yaml[depth].lower(): k for k in keys if k.yaml is not None}
+        by_name = self.keys_by_name(keys, depth)
         for lookup, entry in entries.items():
             label = f"{prefix}.{entry.key}" if prefix else entry.key
             if lookup in handled:
@@ -375,10 +387,21 @@ class _Reader:
             else:
                 values[key.name] = key.default
 
+    def keys_by_name(self, keys: tuple[Key[Any], ...], depth: int) -> dict[str, Key[Any]]:
+        """`keys` by their lower-cased name at `depth`: built once per tuple (each stage
+        reads the same ones)."""
+        cached = self.by_name.get((id(keys), depth))
+        if cached is not None and cached[0] is keys:
+            return cached[1]
+        assert all(k.yaml is not None for k in keys)
+        by_name = {k.yaml[depth].lower(): k for k in keys if k.yaml is not None}
+        self.by_name[(id(keys), depth)] = (keys, by_name)  # kept alive: its id is not reused
+        return by_name
+
     def unknown(
-        self, label: str, entry: _Entry, options: list[str], elsewhere: dict[str, str] | None
+        self, label: str, entry: _Entry, options: list[str], elsewhere: Elsewhere | None
     ) -> None:
-        belongs = (elsewhere or {}).get(entry.key.lower())
+        belongs = (elsewhere() if elsewhere else {}).get(entry.key.lower())
         if belongs:
             hint = f" ({entry.key} belongs under {belongs})"
         elif close := checks.closest(entry.key, options):
@@ -507,15 +530,15 @@ class _Reader:
             self.section_name = top[s.PIPELINE].key if s.PIPELINE in top else s.PIPELINE
         else:
             self.section_name = top["project"].key
-        elsewhere = {
-            k.yaml[-1].lower(): ".".join(("stages.<name>", *k.yaml[:-1]))
-            for k in s.YAML_STAGE_KEYS
-            if k.yaml
-        }
-        for key in s.YAML_PROJECT_KEYS:
-            if key.yaml and len(key.yaml) > 1:
-                section = self.section_name if key.yaml[0] == s.PIPELINE else key.yaml[0]
-                elsewhere[key.yaml[-1].lower()] = section
+
+        def elsewhere() -> dict[str, str]:
+            places = _stage_keys_elsewhere()
+            for key in s.YAML_PROJECT_KEYS:
+                if key.yaml and len(key.yaml) > 1:
+                    section = self.section_name if key.yaml[0] == s.PIPELINE else key.yaml[0]
+                    places[key.yaml[-1].lower()] = section
+            return places
+
         self.section(
             {k: e for k, e in top.items() if k != "usage_stats"},
             (s.VERSION,),
@@ -564,12 +587,10 @@ class _Reader:
         if entries is None:
             return None
         keys = tuple(k for k in s.YAML_PROJECT_KEYS if k.yaml and k.yaml[0] == s.PIPELINE)
-        elsewhere = {
-            k.yaml[-1].lower(): ".".join(("stages.<name>", *k.yaml[:-1]))
-            for k in s.YAML_STAGE_KEYS
-            if k.yaml
-        }
-        elsewhere["log_level"] = "logging"
+
+        def elsewhere() -> dict[str, str]:
+            return {**_stage_keys_elsewhere(), "log_level": "logging"}
+
         self.section(entries, keys, 1, entry.key, None, entry.line, values, elsewhere=elsewhere)
         self.check_project_values(values)
         return entries
@@ -663,47 +684,53 @@ class _Reader:
                 "port:), indented under it",
                 entry.line,
             )
-        top_keys = tuple(k for k in s.YAML_STAGE_KEYS if k.yaml and len(k.yaml) == 1)
         values: dict[str, Any] = {}
-        elsewhere = {
-            k.yaml[1].lower(): f"{label}.{k.yaml[0]}"
-            for k in s.YAML_STAGE_KEYS
-            if k.yaml and len(k.yaml) == 2
-        }
+
+        def top_elsewhere() -> dict[str, str]:
+            return {
+                k.yaml[1].lower(): f"{label}.{k.yaml[0]}"
+                for k in s.YAML_STAGE_KEYS
+                if k.yaml and len(k.yaml) == 2
+            }
+
         self.section(
             entries,
-            top_keys,
+            _STAGE_TOP_KEYS,
             0,
             label,
             name,
             entry.line,
             values,
             handled=_SUBSECTIONS,
-            elsewhere=elsewhere,
+            elsewhere=top_elsewhere,
         )
         stage_type = kinds[0] if len(kinds) == 1 else None
         if stage_type is not None:
             sub = entries[stage_type]
             sub_label = f"{label}.{sub.key}"
             sub_entries = self.sub_mapping(sub, sub_label, fold_case=True)
-            sub_keys = tuple(k for k in s.YAML_STAGE_KEYS if k.yaml and k.yaml[0] == stage_type)
-            other = s.SERVICE if stage_type == s.BATCH else s.BATCH
-            elsewhere = {
-                k.yaml[1].lower(): f"{label}.{other} (this stage is a {stage_type} stage)"
-                for k in s.YAML_STAGE_KEYS
-                if k.yaml and k.yaml[0] == other
-            }
-            elsewhere.update({k.yaml[0].lower(): label for k in top_keys if k.yaml})
+            kind = stage_type
+
+            def kind_elsewhere() -> dict[str, str]:
+                other = s.SERVICE if kind == s.BATCH else s.BATCH
+                places = {
+                    k.yaml[1].lower(): f"{label}.{other} (this stage is a {kind} stage)"
+                    for k in _STAGE_KIND_KEYS[other]
+                    if k.yaml
+                }
+                places.update({k.yaml[0].lower(): label for k in _STAGE_TOP_KEYS if k.yaml})
+                return places
+
             if sub_entries is not None:
                 self.section(
                     sub_entries,
-                    sub_keys,
+                    _STAGE_KIND_KEYS[stage_type],
                     1,
                     sub_label,
                     name,
                     sub.line,
                     values,
-                    elsewhere=elsewhere,
+                    elsewhere=kind_elsewhere,
                 )
 
         raw_path = values.pop(s.EXECUTABLE_MODULE_PATH.name, None)
@@ -765,6 +792,20 @@ _NOT_FOR_LIBYAML = re.compile(
 )
 
 
+if TYPE_CHECKING:
+    _CLoader = yaml.CSafeLoader
+else:
+    _CLoader = yaml.CSafeLoader if HAVE_LIBYAML else yaml.SafeLoader
+
+
+class _FastLoader(yamltags.MemoisedTags, _CLoader):
+    """libyaml's parser, each scalar's tag resolved once per text (see core.yamltags)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.skip_path_hooks()
+
+
 def compose_text(text: str) -> Node | None:
     """`yaml.compose` with SafeLoader's result, faster: libyaml's parser (CSafeLoader, some
     20 times faster; a 10,000-stage file took the pure loader 8 s) when the text holds
@@ -773,12 +814,21 @@ def compose_text(text: str) -> Node | None:
     tests/unit/test_yaml_parity.py checks the trees are the same node for node."""
     if HAVE_LIBYAML and _NOT_FOR_LIBYAML.search(text) is None:
         try:
-            node: Node | None = yaml.compose(text, Loader=yaml.CSafeLoader)
+            node: Node | None = yaml.compose(text, Loader=_FastLoader)
             return node
         except yaml.YAMLError:
             pass  # the pure loader says what is wrong, as it always has
     found: Node | None = yaml.compose(text, Loader=yaml.SafeLoader)
     return found
+
+
+def _stage_keys_elsewhere() -> dict[str, str]:
+    """A stage key's name → where it goes, for one written among the project's keys."""
+    return {
+        k.yaml[-1].lower(): ".".join(("stages.<name>", *k.yaml[:-1]))
+        for k in s.YAML_STAGE_KEYS
+        if k.yaml
+    }
 
 
 def by_name_spelled(keys: tuple[Key[Any], ...], depth: int) -> list[str]:
