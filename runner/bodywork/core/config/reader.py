@@ -203,11 +203,14 @@ def _file_paths(root: Path, max_files: int | None = None) -> tuple[frozenset[str
     and whether there were more."""
     max_files = s.MAX_PROJECT_FILES if max_files is None else max_files
     found: list[str] = []
-    for directory, subdirs, filenames in os.walk(root):
+    top = os.fspath(root)
+    for directory, subdirs, filenames in os.walk(top):
         subdirs[:] = sorted(d for d in subdirs if d not in _SKIP_WALKING)
-        relative = Path(directory).relative_to(root).as_posix()
+        # os.walk joins each folder onto `top`: what follows it is the relative path.
+        relative = directory[len(top) :].lstrip(os.sep).replace(os.sep, "/")
+        prefix = f"{relative}/" if relative else ""
         for filename in sorted(filenames):
-            found.append(filename if relative == "." else f"{relative}/{filename}")
+            found.append(prefix + filename)
             if len(found) > max_files:
                 return frozenset(found[:max_files]), True
     return frozenset(found), False

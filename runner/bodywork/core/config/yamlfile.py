@@ -128,8 +128,8 @@ class _Reader:
                 continue
             name = str(key_node.value)
             lookup = name.lower() if fold_case else name
-            where = f"{label}.{name}" if label else name
             if lookup in entries:
+                where = f"{label}.{name}" if label else name
                 first = entries[lookup].line
                 self.error(where, f"appears twice (first on line {first}): keep one", line)
                 continue
