@@ -786,10 +786,20 @@ TOO_DEEP = "it nests lists or mappings too deeply"
 # a control character, U+0085/U+2028/U+2029 line breaks, a BOM past the start, a surrogate)
 # or libyaml accepts what the pure one refuses (a block scalar's header with a comment
 # and no space, `|#`): such a text is read by the pure loader alone.
-_NOT_FOR_LIBYAML = re.compile(
+_NOT_FOR_LIBYAML_PATTERN = (
     "[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
     "|[|>][-+0-9]*#"
 )
+# The same test for a text that is all ASCII (nearly every file): compiling the pattern's
+# wide ranges takes some 5 ms, every start, so the full one is compiled only when needed.
+_NOT_FOR_LIBYAML_ASCII = re.compile("[^\n\x20-\x7e]|[|>][-+0-9]*#")
+
+
+def _libyaml_reads_alike(text: str) -> bool:
+    """Does the text hold nothing libyaml and the pure loader were seen to read differently?"""
+    if text.isascii():
+        return _NOT_FOR_LIBYAML_ASCII.search(text) is None
+    return re.search(_NOT_FOR_LIBYAML_PATTERN, text) is None
 
 
 if TYPE_CHECKING:
@@ -812,7 +822,7 @@ def compose_text(text: str) -> Node | None:
     nothing the two read differently, and PyYAML's pure loader otherwise and whenever
     libyaml finds an error, so every message, line and wording is the pure loader's.
     tests/unit/test_yaml_parity.py checks the trees are the same node for node."""
-    if HAVE_LIBYAML and _NOT_FOR_LIBYAML.search(text) is None:
+    if HAVE_LIBYAML and _libyaml_reads_alike(text):
         try:
             node: Node | None = yaml.compose(text, Loader=_FastLoader)
             return node
