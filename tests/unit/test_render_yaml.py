@@ -136,6 +136,23 @@ def test_a_dict_met_twice_is_an_anchor_as_the_pure_dumper_writes_it() -> None:
     assert "&id001" in render.to_yaml(docs)
 
 
+def test_anchors_are_numbered_per_document_in_the_order_their_objects_are_met_again() -> None:
+    port, probe, args = {"port": 8080}, {"tcpSocket": None}, ["a", "b"]
+    probe["tcpSocket"] = port
+    loop: list[Any] = ["x"]
+    loop.append(loop)  # a list holding itself
+    docs = [
+        {"args": args, "readiness": probe, "liveness": probe, "port": port, "again": args},
+        {"first": port, "loop": loop, "second": port},
+        {"a": [probe, [probe, port]]},
+    ]
+    text = render.to_yaml(docs)
+    assert text == render.pure_yaml(docs)
+    assert text.count("&id001") == 3 and "&id002" in text  # numbering restarts per document
+    _, unsafe = render._fast_yaml(docs)
+    assert unsafe == []  # written by libyaml, not left to the pure dumper
+
+
 def test_documents_dump_all_would_not_join_as_mappings_take_the_pure_dumper() -> None:
     for docs in ([{}], [{"a": 1}, {}], [["a"]], ["text"], [None], []):
         assert render.to_yaml(docs) == render.pure_yaml(docs)

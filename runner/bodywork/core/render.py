@@ -5,28 +5,44 @@ printed manifests are the submitted ones; it needs no cluster and never imports 
 Kubernetes client. `to_yaml` dumps them exactly as PyYAML's pure-Python SafeDumper does
 (`safe_dump_all(docs, sort_keys=False, width=100)`), only faster:
 
-- libyaml's emitter (`yaml.CSafeDumper`) writes the stream, with a representer that builds
-  the nodes of plain dicts, lists, strings, ints, bools and None directly (PyYAML's walks
-  its type table for each value) and a resolver that remembers each string's implicit tag
-  (core.yamltags);
+- libyaml's emitter writes the stream from the events PyYAML's serializer would send it,
+  made directly from plain dicts, lists, strings, ints, floats, bools and None: no node tree,
+  no call back into Python per scalar for its tag, and one event per distinct text;
 - libyaml folds long double-quoted strings and places long or empty keys differently from
   the pure emitter, so a document holding a string outside printable ASCII (a newline, a
   tab, a control character, any non-ASCII letter), an empty key or a key over 100 characters
   is dumped by the pure dumper; the streams are joined as `dump_all` joins documents.
 
 A 10,000-stage plan is about 14,000 documents and 40 MB: the pure dumper took 80% of
-`render`'s time there. tests/unit/test_render_yaml.py compares both dumpers' bytes.
+`render`'s time there; libyaml fed PyYAML's node tree, half. tests/unit/test_render_yaml.py
+compares the bytes with the pure dumper's.
 """
 
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.events import (
+    AliasEvent,
+    DocumentEndEvent,
+    DocumentStartEvent,
+    Event,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+    StreamEndEvent,
+    StreamStartEvent,
+)
+from yaml.nodes import ScalarNode
+from yaml.representer import SafeRepresenter
+from yaml.resolver import Resolver as SafeResolver
 
-from bodywork.core import names, objects, yamltags
+from bodywork.core import names, objects
 from bodywork.core.plan import Plan
 
 Manifest = dict[str, Any]
@@ -81,104 +97,160 @@ def pure_yaml(docs: list[Any]) -> str:
 
 
 HAVE_LIBYAML = hasattr(yaml, "CSafeDumper")  # PyYAML built without libyaml has no C emitter
-if TYPE_CHECKING:
-    _Emitting = yaml.CSafeDumper
-else:
-    _Emitting = yaml.CSafeDumper if HAVE_LIBYAML else yaml.SafeDumper
+_MAP_END, _SEQ_END = MappingEndEvent(), SequenceEndEvent()
+_FLOATS = SafeRepresenter()  # PyYAML's text for a float, as the pure dumper writes it
 
 
-class _FastDumper(yamltags.MemoisedTags, _Emitting):
-    """libyaml's emitter; nodes built directly; each scalar's tag resolved once per text
-    (core.yamltags); `unsafe` set by a document it would not write as the pure dumper does
-    (see the module's docstring)."""
+class _EventWriter:
+    """Documents → the events PyYAML's serializer would send libyaml's emitter, sent
+    directly: no node tree, and no call back into Python for each scalar's tag (the
+    serializer asks the resolver twice per scalar: 5 million calls at 10,000 stages).
 
-    def __init__(self, stream: io.StringIO) -> None:
-        super().__init__(stream, sort_keys=False, width=WIDTH)
-        self.skip_path_hooks()
-        self.unsafe = False
-        self.unsafe_docs: list[int] = []
-        self.count = 0
+    The events are the serializer's: a scalar's implicit flags are (its plain text resolves
+    to its tag, it is a string); a dict or list met twice in a document is anchored at its
+    first place (`id001`, ... in the order they are met again, per document) and an alias
+    after. A text's event is made once and sent again (the emitter only reads it). `unsafe`
+    lists the documents libyaml would not write as the pure dumper does (see the module's
+    docstring); a value PyYAML would not represent as a plain type marks its document so.
+    """
 
-    def represent(self, data: Any) -> None:
-        self.unsafe = False
-        super().represent(data)
-        if self.unsafe:
-            self.unsafe_docs.append(self.count)
-        self.count += 1
+    def __init__(self, emit: Callable[[Event], None]) -> None:
+        self.emit = emit
+        self.resolve: Any = SafeResolver().resolve  # PyYAML's resolver is unannotated
+        self.texts: dict[str, ScalarEvent] = {}  # printable ASCII texts only
+        self.keys: dict[str, ScalarEvent] = {}  # and of them, those libyaml places alike
+        self.others: dict[tuple[type, Any], ScalarEvent] = {}  # bools, ints, None
+        self.unsafe: list[int] = []
 
-    def scalar(self, data: Any) -> ScalarNode | None:
-        kind = type(data)
-        if kind is str:
-            if not (data.isascii() and data.isprintable()):
-                self.unsafe = True
-            return ScalarNode(_STR, data)
-        if kind is bool:
-            return ScalarNode(_BOOL, "true" if data else "false")
-        if kind is int:
-            return ScalarNode(_INT, str(data))
-        if data is None:
-            return ScalarNode(_NULL, "null")
-        return None
+    def event(self, text: str, tag: str) -> ScalarEvent:
+        implicit = (self.resolve(ScalarNode, text, (True, False)) == tag, tag == _STR)
+        return ScalarEvent(None, tag, implicit, text)
 
-    def represent_data(self, data: Any) -> Node:
-        kind = type(data)
-        if kind is dict or kind is list:
-            # As SafeRepresenter: a dict or list met twice is one node (an anchor).
-            known = self.represented_objects
-            node: Node | None = known.get(id(data))
-            if node is not None:
-                return node
-            self.object_keeper.append(data)
-            value: list[Any] = []
-            scalar, represent = self.scalar, self.represent_data
-            if kind is dict:
-                node = known[id(data)] = MappingNode(_MAP, value, flow_style=False)
-                for key, item in data.items():
-                    # Strings inline (most keys and values are): one call fewer for each.
-                    if type(key) is str and 0 < len(key) <= MAX_FAST_KEY and key.isascii():
-                        if not key.isprintable():
-                            self.unsafe = True
-                        key_node: Node = ScalarNode(_STR, key)
-                    else:
-                        self.unsafe = True
-                        key_node = scalar(key) or represent(key)
-                    if type(item) is str:
-                        if not (item.isascii() and item.isprintable()):
-                            self.unsafe = True
-                        value.append((key_node, ScalarNode(_STR, item)))
-                    else:
-                        value.append((key_node, scalar(item) or represent(item)))
+    def text(self, value: str) -> tuple[ScalarEvent, bool]:
+        """A string's event, and whether libyaml writes it as the pure dumper does."""
+        event = self.texts.get(value)
+        if event is not None:
+            return event, True
+        event = self.event(value, _STR)
+        safe = value.isascii() and value.isprintable()
+        if safe:
+            self.texts[value] = event
+            if 0 < len(value) <= MAX_FAST_KEY:
+                self.keys[value] = event
+        return event, safe
+
+    def scalar(self, value: Any) -> ScalarEvent | None:
+        """The event of a bool, int, float or None, or None for another type."""
+        kind = type(value)
+        if kind is float:  # not cached: 0.0 == -0.0, and NaN is no key
+            node = _FLOATS.represent_float(value)
+            return self.event(node.value, node.tag)
+        event = self.others.get((kind, value))
+        if event is None:
+            if kind is bool:
+                event = self.event("true" if value else "false", _BOOL)
+            elif kind is int:
+                event = self.event(str(value), _INT)
+            elif value is None:
+                event = self.event("null", _NULL)
             else:
-                node = known[id(data)] = SequenceNode(_SEQ, value, flow_style=False)
-                for item in data:
-                    if type(item) is str:
-                        if not (item.isascii() and item.isprintable()):
-                            self.unsafe = True
-                        value.append(ScalarNode(_STR, item))
+                return None
+            self.others[(kind, value)] = event
+        return event
+
+    def document(self, doc: Any, number: int) -> None:
+        events: list[Event] = []
+        add = events.append
+        texts, keys = self.texts, self.keys
+        first: dict[int, int] = {}  # a container's id → its start event's index
+        anchors: dict[int, str] = {}
+        keep: list[Any] = []  # each container alive while it is written: its id stays its
+        unsafe = False
+
+        def value(data: Any) -> None:
+            nonlocal unsafe
+            kind = type(data)
+            if kind is str:
+                event = texts.get(data)
+                if event is None:
+                    event, safe = self.text(data)
+                    unsafe = unsafe or not safe
+                add(event)
+            elif kind is dict or kind is list:
+                container(data, kind is dict)
+            else:
+                found = self.scalar(data)
+                if found is None:  # PyYAML's type table, in the pure dumper
+                    unsafe = True
+                    found = self.text("")[0]  # a placeholder: this text is not used
+                add(found)
+
+        def container(data: Any, is_dict: bool) -> None:
+            nonlocal unsafe
+            key = id(data)
+            if key in first:  # met again: anchor its first place, alias it here
+                anchor = anchors.get(key)
+                if anchor is None:
+                    anchor = anchors[key] = f"id{len(anchors) + 1:03d}"
+                    start = MappingStartEvent if is_dict else SequenceStartEvent
+                    tag = _MAP if is_dict else _SEQ
+                    events[first[key]] = start(anchor, tag, True, flow_style=False)
+                add(AliasEvent(anchor))
+                return
+            first[key] = len(events)
+            keep.append(data)
+            if is_dict:
+                add(MappingStartEvent(None, _MAP, True, flow_style=False))
+                for name, item in data.items():
+                    event = keys.get(name)
+                    if event is None:
+                        if type(name) is str:
+                            event, safe = self.text(name)
+                            # libyaml places an empty or long key otherwise
+                            if not (safe and 0 < len(name) <= MAX_FAST_KEY):
+                                unsafe = True
+                            add(event)
+                        else:
+                            unsafe = True
+                            value(name)
                     else:
-                        value.append(scalar(item) or represent(item))
-            return node
-        node = self.scalar(data)
-        if node is not None:
-            return node
-        if kind is not float:  # floats: PyYAML's own text, written alike by both
-            self.unsafe = True
-        found: Node = super().represent_data(data)
-        return found
+                        add(event)
+                    value(item)
+                add(_MAP_END)
+            else:
+                add(SequenceStartEvent(None, _SEQ, True, flow_style=False))
+                for item in data:
+                    value(item)
+                add(_SEQ_END)
+
+        value(doc)
+        if unsafe:
+            self.unsafe.append(number)
+        emit = self.emit
+        emit(_DOC_START)
+        for event in events:
+            emit(event)
+        emit(_DOC_END)
+
+
+_DOC_START, _DOC_END = DocumentStartEvent(explicit=False), DocumentEndEvent(explicit=False)
 
 
 def _fast_yaml(docs: list[Any]) -> tuple[str, list[int]]:
     """The stream from libyaml, and the documents it may have written otherwise."""
     stream = io.StringIO()
-    dumper = _FastDumper(stream)
+    from yaml._yaml import CEmitter  # libyaml's (HAVE_LIBYAML): yaml exports no name for it
+
+    emitter = CEmitter(stream, width=WIDTH)
+    writer = _EventWriter(emitter.emit)
     try:
-        dumper.open()
-        for doc in docs:
-            dumper.represent(doc)
-        dumper.close()
+        emitter.emit(StreamStartEvent())
+        for number, doc in enumerate(docs):
+            writer.document(doc, number)
+        emitter.emit(StreamEndEvent())
     finally:
-        dumper.dispose()
-    return stream.getvalue(), dumper.unsafe_docs
+        emitter.dispose()
+    return stream.getvalue(), writer.unsafe
 
 
 def to_yaml(docs: list[Any]) -> str:

@@ -1,10 +1,10 @@
-"""Implicit tags, once per text: what libyaml's loader and emitter ask Python for each scalar.
+"""Implicit tags, once per text: what libyaml's loader asks Python for each scalar.
 
-libyaml parses and writes in C, but asks the Python resolver for the tag of every scalar and
-calls `descend_resolver`/`ascend_resolver` around every node. A 10,000-stage bodywork.yaml
-has 210,000 scalars, a render of it 2.5 million: those calls were a third of the C paths'
-time. With no path resolvers (SafeLoader and SafeDumper have none) the tag depends on the
-text alone, so it is computed once per distinct text and the path hooks do nothing.
+libyaml parses in C, but asks the Python resolver for the tag of every scalar and calls
+`descend_resolver`/`ascend_resolver` around every node: a 10,000-stage bodywork.yaml has
+210,000 scalars. With no path resolvers (SafeLoader has none) the tag depends on the text
+alone, so it is computed once per distinct text and the path hooks do nothing. (render's
+writer sends libyaml events that carry their tags: core.render.)
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from yaml.resolver import BaseResolver
 
 
 class MemoisedTags(BaseResolver):
-    """Mixed in before a Safe loader or dumper: the same tags, each text resolved once."""
+    """Mixed in before a Safe loader: the same tags, each text resolved once."""
 
     def skip_path_hooks(self) -> None:
         """Call from `__init__`. Without path resolvers the path hooks do nothing: builtins
