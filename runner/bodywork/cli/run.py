@@ -336,8 +336,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         root = Path(args.source) / args.project_dir
         if not root.is_dir():
             raise BodyworkError(f"{root} is not a directory")
-        confinement.refuse_links_leaving(root, top)
-        return summarise(config.load_project(root, root.resolve().name, strict=args.strict))
+        listings: config.Listings = {}  # each folder listed once, by the first walk
+        confinement.refuse_links_leaving(root, top, listings)
+        project = config.load_project(root, root.resolve().name, args.strict, listings)
+        return summarise(project)
     except ConfigError as exc:
         for problem in exc.problems:
             if problem.severity != "error":

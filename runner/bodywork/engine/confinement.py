@@ -25,6 +25,7 @@ from pathlib import Path
 
 from bodywork.core.config import checks
 from bodywork.core.config import schema as s
+from bodywork.core.config.reader import Listings, listing
 from bodywork.core.errors import ConfigError, Problem, UsageError
 
 # The config reader's own skip list (core.config.reader): never a project's modules.
@@ -53,7 +54,9 @@ def _link_problem(link: str, relative: str, repo: str) -> Problem | None:
     return None
 
 
-def links_leaving(project_root: Path, repo_root: Path) -> list[Problem]:
+def links_leaving(
+    project_root: Path, repo_root: Path, listings: Listings | None = None
+) -> list[Problem]:
     """A problem for each symlink under `project_root` (and for the project folder itself,
     or a folder above it inside the repository, when that is a link) that leaves
     `repo_root`."""
@@ -71,14 +74,14 @@ def links_leaving(project_root: Path, repo_root: Path) -> list[Problem]:
                 if problem is not None:
                     return [problem]  # nothing under it is the repository's
     root = os.path.abspath(project_root)
-    for path, shown in _symlinks(root):
+    for path, shown in _symlinks(root, listings):
         problem = _link_problem(path, shown, repo)
         if problem is not None:
             problems.append(problem)
     return problems
 
 
-def _symlinks(root: str) -> list[tuple[str, str]]:
+def _symlinks(root: str, listings: Listings | None = None) -> list[tuple[str, str]]:
     """(path, path relative to `root` in POSIX form) of every symlink under `root`, linked
     folders not entered, skipped folders not walked, at most MAX_PROJECT_FILES entries
     looked at. Entries' types come from the directory listing: no stat per file."""
@@ -88,8 +91,7 @@ def _symlinks(root: str) -> list[tuple[str, str]]:
     while todo:
         directory, relative = todo.pop()
         try:
-            with os.scandir(directory) as listing:
-                entries = sorted(listing, key=lambda e: e.name)
+            entries = listing(directory, listings)  # kept for the reads that follow
         except OSError:
             continue
         for entry in entries:
@@ -104,10 +106,13 @@ def _symlinks(root: str) -> list[tuple[str, str]]:
     return found
 
 
-def refuse_links_leaving(project_root: Path, repo_root: Path) -> None:
+def refuse_links_leaving(
+    project_root: Path, repo_root: Path, listings: Listings | None = None
+) -> None:
     """Raise ConfigError (exit 2) naming every symlink of the project that leaves the
-    repository, before any configuration file is read through one."""
-    problems = links_leaving(project_root, repo_root)
+    repository, before any configuration file is read through one. `listings` keeps the
+    folders' listings for the reads that follow."""
+    problems = links_leaving(project_root, repo_root, listings)
     if problems:
         raise ConfigError(sorted(problems, key=lambda p: p.file))
 

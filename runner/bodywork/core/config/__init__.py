@@ -22,6 +22,7 @@ from bodywork.core.config.model import (
     Toleration,
 )
 from bodywork.core.config.reader import (
+    Listings,
     bare_repository_message,
     decode_text,
     is_bare_repository,
@@ -55,6 +56,7 @@ __all__ = [
     "STAGE_SECTIONS",
     "YAML_FILE",
     "Key",
+    "Listings",
     "ProjectConfig",
     "ProjectFiles",
     "StageConfig",

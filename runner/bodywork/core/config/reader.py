@@ -169,11 +169,26 @@ def _is(entry: os.DirEntry[str], kind: str) -> bool:
         return False
 
 
-def _regular_files(directory: str) -> dict[str, str]:
+Listings = dict[str, list[os.DirEntry[str]]]  # a folder's path → its entries, by name
+
+
+def listing(directory: str, listings: Listings | None = None) -> list[os.DirEntry[str]]:
+    """`directory`'s entries sorted by name (OSError if it cannot be listed), from
+    `listings` when an earlier walk of the same snapshot listed it: the symlink check, the
+    stage folders and the yaml file paths each walk the project, a folder listed once."""
+    if listings is not None and (known := listings.get(directory)) is not None:
+        return known
+    with os.scandir(directory) as entries:
+        found = sorted(entries, key=lambda entry: entry.name)
+    if listings is not None:
+        listings[directory] = found
+    return found
+
+
+def _regular_files(directory: str, listings: Listings | None) -> dict[str, str]:
     """The regular files of `directory` (a link to one counts, as with Path.is_file), name →
     path: one listing, where asking each name with is_file() would stat it again."""
-    with os.scandir(directory) as entries:
-        return {entry.name: entry.path for entry in entries if _is(entry, "file")}
+    return {e.name: e.path for e in listing(directory, listings) if _is(e, "file")}
 
 
 def is_bare_repository(path: Path) -> bool:
@@ -198,26 +213,38 @@ def bare_repository_message(path: Path) -> str:
     )
 
 
-def _file_paths(root: Path, max_files: int | None = None) -> tuple[frozenset[str], bool]:
-    """Every file under `root`, relative and POSIX, up to `max_files` (MAX_PROJECT_FILES);
-    and whether there were more."""
+def _file_paths(
+    top: str, max_files: int | None = None, listings: Listings | None = None
+) -> tuple[frozenset[str], bool]:
+    """Every file under `top`, relative and POSIX, up to `max_files` (MAX_PROJECT_FILES);
+    and whether there were more. As os.walk(top) finds them, folders in name order: a link
+    to a folder is a folder, not entered; a folder that cannot be listed is passed over."""
     max_files = s.MAX_PROJECT_FILES if max_files is None else max_files
     found: list[str] = []
-    top = os.fspath(root)
-    for directory, subdirs, filenames in os.walk(top):
-        subdirs[:] = sorted(d for d in subdirs if d not in _SKIP_WALKING)
-        # os.walk joins each folder onto `top`: what follows it is the relative path.
-        relative = directory[len(top) :].lstrip(os.sep).replace(os.sep, "/")
-        prefix = f"{relative}/" if relative else ""
-        for filename in sorted(filenames):
-            found.append(prefix + filename)
-            if len(found) > max_files:
-                return frozenset(found[:max_files]), True
+    todo = [(top, "")]
+    while todo:
+        directory, prefix = todo.pop()
+        try:
+            entries = listing(directory, listings)
+        except OSError:
+            continue
+        subdirs = []
+        for entry in entries:
+            if not _is(entry, "dir"):
+                found.append(prefix + entry.name)
+                if len(found) > max_files:
+                    return frozenset(found[:max_files]), True
+            elif entry.name not in _SKIP_WALKING and not entry.is_symlink():
+                subdirs.append((entry.path, f"{prefix}{entry.name}/"))
+        todo += reversed(subdirs)  # depth first, in name order, as os.walk goes
     return frozenset(found), False
 
 
 def read_project_files(
-    root: Path, fallback_name: str = s.FALLBACK_PROJECT_NAME, max_files: int | None = None
+    root: Path,
+    fallback_name: str = s.FALLBACK_PROJECT_NAME,
+    max_files: int | None = None,
+    listings: Listings | None = None,
 ) -> ProjectFiles:
     """Snapshot a project checkout: its configuration texts, each top-level directory's files
     (bodywork.ini projects) and, when there is a bodywork.yaml, every file's path.
@@ -227,20 +254,19 @@ def read_project_files(
     listings and as many reads, not a stat of every name besides."""
     dirs = {}
     top_files: dict[str, str] = {}
-    with os.scandir(root) as entries:
-        children = sorted(entries, key=lambda entry: entry.name)
-    for child in children:
+    top = os.path.abspath(root)  # the key of its listing, as confinement's walk has it
+    for child in listing(top, listings):
         if _is(child, "file"):
             top_files[child.name] = child.path
         if child.name.startswith(".") or child.name in _SKIP_DIRS or not _is(child, "dir"):
             continue
-        files = _regular_files(child.path)
+        files = _regular_files(child.path, listings)
         dirs[child.name] = StageDir(
             config_ini=_read_text(files.get(s.STAGE_FILE)), files=frozenset(files)
         )
     yaml_text = _read_text(top_files.get(s.YAML_FILE))
     paths, too_many = (
-        _file_paths(root, max_files) if yaml_text is not None else (frozenset(), False)
+        _file_paths(top, max_files, listings) if yaml_text is not None else (frozenset(), False)
     )
     return ProjectFiles(
         bodywork_ini=_read_text(top_files.get(s.PROJECT_FILE)),
@@ -317,8 +343,12 @@ def tree_project_files(
 
 
 def load_project(
-    root: Path, fallback_name: str = s.FALLBACK_PROJECT_NAME, strict: bool = False
+    root: Path,
+    fallback_name: str = s.FALLBACK_PROJECT_NAME,
+    strict: bool = False,
+    listings: Listings | None = None,
 ) -> ProjectConfig:
     if is_bare_repository(root):
         raise UsageError(bare_repository_message(root))
-    return parse_project(read_project_files(root, fallback_name), strict=strict)
+    files = read_project_files(root, fallback_name, listings=listings)
+    return parse_project(files, strict=strict)
