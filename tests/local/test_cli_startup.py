@@ -29,7 +29,7 @@ HEAVY = (
 # What a local `validate` does not use either: the plan (a validate pins nothing), OpenSSL's
 # hashlib (only an over-long object name is hashed), json (only -o json) and the cron
 # rules (only a command given --schedule).
-NOT_FOR_VALIDATE = ("bodywork.core.plan", "hashlib", "json", "bodywork.core.cron")
+NOT_FOR_VALIDATE = ("bodywork.core.plan", "hashlib", "json", "bodywork.core.cron", "shutil")
 PROBE = textwrap.dedent(
     """
     import contextlib, io, sys

@@ -60,11 +60,49 @@ COMMANDS: tuple[tuple[str, str, Callable[[argparse.ArgumentParser], None] | None
 ALL = "*"
 
 
+def _columns() -> int:
+    """The terminal's width, as shutil.get_terminal_size finds it ($COLUMNS, then stdout's
+    terminal, else 80), without importing shutil (with bz2 and lzma) at every start."""
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's own, its width found by `_columns` (argparse makes one per argument)."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        width = _columns() - 2 if width is None else width  # argparse's margin
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every parser and subparser (argparse makes those of this class) formats with
+    `_Formatter`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser(only: str = ALL) -> argparse.ArgumentParser:
     """The `bodywork` parser. `only` names the one command whose arguments are built (a
     command line needs only its own: the others are listed, by name and help, for --help and
     argparse's "invalid choice"); the default builds them all."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="bodywork",
         description="Deploy machine-learning projects to Kubernetes straight from Git.",
     )
