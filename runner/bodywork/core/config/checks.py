@@ -11,7 +11,6 @@ finds (`Problem`s with file, key, line and a fix); the readers call them.
 
 from __future__ import annotations
 
-import difflib
 import posixpath
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
@@ -49,10 +48,17 @@ from bodywork.core.errors import Problem
 MAX_SUGGESTIONS = 20
 
 
+def _close_matches(word: str, options: list[str], n: int, cutoff: float = 0.6) -> list[str]:
+    """difflib's close matches; difflib is imported only when a mistake needs a hint."""
+    import difflib
+
+    return difflib.get_close_matches(word, options, n=n, cutoff=cutoff)
+
+
 def closest(word: str, options: Iterable[str]) -> str | None:
     """The option most like `word` (case-insensitively), if any is close."""
     by_lower = {option.lower(): option for option in options}
-    close = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.6)
+    close = _close_matches(word.lower(), list(by_lower), n=1, cutoff=0.6)
     return by_lower[close[0]] if close else None
 
 
@@ -107,7 +113,7 @@ def stage_dir(
     hint = ""
     if suggest:
         candidates = [d for d, sd in dirs.items() if sd.config_ini is not None]
-        close = difflib.get_close_matches(stage, candidates or list(dirs), n=1)
+        close = _close_matches(stage, candidates or list(dirs), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
     return Problem(
         PROJECT_FILE,
@@ -124,7 +130,7 @@ def on_failure_target(
     if name in in_dag:
         message = f"'{name}' is in the DAG too: the on-failure stage must run only on failure"
     elif name not in dirs:
-        close = difflib.get_close_matches(name, list(dirs), n=1)
+        close = _close_matches(name, list(dirs), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         message = f"stage '{name}' has no directory '{name}/' in the project{hint}"
     else:
@@ -235,7 +241,7 @@ def stage_files(
     problems = []
     if script is not None and script not in sd.files:
         python_files = sorted(f for f in sd.files if f.endswith(".py"))
-        close = difflib.get_close_matches(script, python_files, n=1)
+        close = _close_matches(script, python_files, n=1)
         hint = (
             f" (did you mean {close[0]}?)"
             if close
@@ -345,7 +351,7 @@ def module_path(
         return path, f"'{path}' does not exist in the project"
     modules = sorted(p for p in paths if p.endswith(MODULE_SUFFIXES))
     same_name = [p for p in modules if posixpath.basename(p) == posixpath.basename(path)]
-    close = same_name or difflib.get_close_matches(path, modules, n=1, cutoff=0.6)
+    close = same_name or _close_matches(path, modules, n=1, cutoff=0.6)
     hint = f" (did you mean {close[0]}?)" if close else ""
     return path, f"'{path}' does not exist in the project{hint}"
 
