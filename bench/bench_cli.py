@@ -3,7 +3,7 @@
 Run from the repository root:
 
     python bench/bench_cli.py [--repeat R] [--sizes 200,1000,10000] [--forms ini,yaml]
-                              [--max-stages N] [--timeout S]
+                              [--max-stages N] [--timeout S] [--instructions]
 
 Every figure is a whole `bodywork` process, started the way the console script starts it
 (`from bodywork.cli.main import main`), by the python of a new venv where a wheel of the tree
@@ -19,7 +19,10 @@ timings: a slow machine prints slow figures, it does not fail.
    render` / `bodywork run` of a one-stage project (a committed git repo). For `run`, the
    CLI's part: launch → the stage's bootstrapper started (its timeline's wall-clock start),
    and the whole run beside it. The ratio is to `python -c pass` measured in the same
-   rounds. Target: each command (run: to its stage) ≤ 0.1 s.
+   rounds. Target: each command (run: to its stage) ≤ 0.1 s. `--instructions` adds each
+   command's instruction count (valgrind's callgrind, its git processes included): it
+   repeats to ±0.2% where a busy machine's times move by a third, so a change of a few
+   percent shows; it leaves out I/O and cache misses.
 2. Scale: a generated project of N stages (10 per step; every fifth a service with its own
    port, the others batch stages with retries and a secret), as bodywork.ini + config.ini
    files and as one bodywork.yaml, committed to a git repo; `validate` and `render` of it.
@@ -224,7 +227,32 @@ FORMS = {"ini": ini_project, "yaml": yaml_project}
 
 
 # ---------------------------------------------------------------------------- 1. start
-def bench_start(tmp: Path, env: dict[str, str], repeat: int, timeout: float) -> None:
+def instructions(command: list[str], env: dict[str, str], timeout: float) -> int:
+    """Instructions the command and its children execute, counted by callgrind."""
+    done = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--trace-children=yes", "--callgrind-out-file=/dev/null",
+         *command],
+        env=env, capture_output=True, text=True, timeout=timeout * 100, check=False,
+    )  # fmt: skip
+    counts = [int(n) for n in re.findall(r"Collected : (\d+)", done.stderr)]
+    if done.returncode != 0 or not counts:
+        raise SystemExit(f"valgrind failed on {command}: {done.stderr[-500:]}")
+    return sum(counts)
+
+
+def print_instructions(commands: dict[str, list[str]], env: dict[str, str], timeout: float) -> None:
+    if shutil.which("valgrind") is None:
+        print("   instructions: no valgrind on PATH (apt-get install valgrind)")
+        return
+    counts = {label: instructions(command, env, timeout) for label, command in commands.items()}
+    print("   instructions (callgrind, one run each), ratio to `python -c pass`:")
+    for label, count in counts.items():
+        print(f"   {label:30s} {count / 1e6:9.1f} M   ×{count / counts['python -c pass']:5.1f}")
+
+
+def bench_start(
+    tmp: Path, env: dict[str, str], repeat: int, timeout: float, count: bool = False
+) -> None:
     small = write_repo(tmp / "small", ini_project(1))
     commands = {
         "python -c pass": [PYTHON, "-c", "pass"],
@@ -256,6 +284,8 @@ def bench_start(tmp: Path, env: dict[str, str], repeat: int, timeout: float) -> 
         "   `[bodywork] timing start=`), the CLI's own part; whole = the run of a `print`\n"
         "   stage whose venv exists, to the summary, the commit copied from the cache"
     )
+    if count:
+        print_instructions(commands, env, timeout)
     print()
 
 
@@ -352,6 +382,9 @@ def main() -> None:
     parser.add_argument("--skip-start", action="store_true")
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument(
+        "--instructions", action="store_true", help="also count start-up instructions (valgrind)"
+    )
+    parser.add_argument(
         "--tmpdir", default=None, help="TMPDIR for the bodywork processes (e.g. a tmpfs)"
     )
     parser.add_argument(
@@ -384,7 +417,7 @@ def main() -> None:
         )
         print()
         if not args.skip_start:
-            bench_start(tmp, env, args.repeat, args.timeout)
+            bench_start(tmp, env, args.repeat, args.timeout, args.instructions)
         if not args.skip_scale:
             bench_scale(
                 tmp,
