@@ -162,9 +162,10 @@ class _EventWriter:
         events: list[Event] = []
         add = events.append
         texts, keys = self.texts, self.keys
-        first: dict[int, int] = {}  # a container's id → its start event's index
+        # A container's id → its start event's index (`doc` keeps every container alive, so
+        # no id is reused while the document is written).
+        first: dict[int, int] = {}
         anchors: dict[int, str] = {}
-        keep: list[Any] = []  # each container alive while it is written: its id stays its
         unsafe = False
 
         def value(data: Any) -> None:
@@ -198,7 +199,6 @@ class _EventWriter:
                 add(AliasEvent(anchor))
                 return
             first[key] = len(events)
-            keep.append(data)
             if is_dict:
                 add(MappingStartEvent(None, _MAP, True, flow_style=False))
                 for name, item in data.items():
