@@ -83,6 +83,38 @@ def test_a_crashed_container_is_fatal_only_when_crashes_are(name: str, reason: s
     assert podstatus.fatal_pod_reason(pod(name), crash_is_fatal=True) == reason
 
 
+# What the kubelet printed in a CI run for a Secret created a moment before the pod: its
+# cache had not caught up, and it retries by itself, so the stage waits rather than fails.
+KUBELET_CATCHING_UP = [
+    (
+        "CreateContainerConfigError",
+        "failed to sync secret cache: timed out waiting for the condition",
+    ),
+    (
+        "CreateContainerConfigError",
+        "failed to sync configmap cache: timed out waiting for the condition",
+    ),
+    ("CreateContainerError", "context deadline exceeded"),
+]
+
+
+@pytest.mark.parametrize(("reason", "message"), KUBELET_CATCHING_UP)
+def test_a_kubelet_still_catching_up_is_a_wait_not_a_failure(reason: str, message: str) -> None:
+    waiting_pod = pod("missing-secret")
+    waiting = waiting_pod.status.container_statuses[0].state.waiting
+    waiting.reason, waiting.message = reason, message
+    assert podstatus.fatal_pod_reason(waiting_pod, crash_is_fatal=True) is None
+    assert podstatus.start_refusal(waiting, "bodywork:e2e") is None
+
+
+def test_a_refused_start_is_named_the_same_for_any_container() -> None:
+    missing = pod("missing-secret").status.container_statuses[0]
+    assert podstatus.start_refusal(missing.state.waiting, missing.image) == (
+        'container cannot start (CreateContainerConfigError): secret "no-such-secret" not found'
+    )
+    assert podstatus.start_refusal(None, missing.image) is None
+
+
 def test_a_pod_still_binding_its_claim_is_not_a_failure() -> None:
     assert podstatus.fatal_pod_reason(pod("claim-unbound"), crash_is_fatal=True) is None
     assert podstatus.failed_container_reason(pod("claim-unbound")) is None

@@ -18,7 +18,7 @@ from kubernetes import client
 
 from bodywork.core import objects, records
 from bodywork.core.errors import ClusterError
-from bodywork.k8s import kube, recordstore, streams
+from bodywork.k8s import kube, podstatus, recordstore, streams
 from bodywork.logs.logger import get_logger
 
 log = get_logger("bodywork.engine.deploy")
@@ -169,23 +169,12 @@ def follow(api: client.ApiClient, namespace: str, job: str, printer: Printer) ->
     ):
         pod = event["object"]
         statuses = pod.status.container_statuses or []
-        waiting = [s.state.waiting for s in statuses if s.state.waiting]
-        if any(
-            w.reason
-            in (
-                "ErrImagePull",
-                "ImagePullBackOff",
-                "ErrImageNeverPull",
-                "InvalidImageName",
-                "CreateContainerConfigError",
-            )
-            for w in waiting
-        ):
-            reason = waiting[0]
-            raise ClusterError(
-                f"controller pod {pod.metadata.name} cannot start: "
-                f"{reason.reason}: {reason.message}"
-            )
+        refusal = next(
+            (r for r in (podstatus.start_refusal(s.state.waiting, s.image) for s in statuses) if r),
+            None,
+        )
+        if refusal is not None:
+            raise ClusterError(f"controller pod {pod.metadata.name}: {refusal}")
         if any(s.state.running or s.state.terminated for s in statuses):
             break
         if time.monotonic() > deadline:

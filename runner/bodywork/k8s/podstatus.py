@@ -36,6 +36,29 @@ IMAGE_ERRORS = frozenset(
     {"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName"}
 )
 CONFIG_ERRORS = frozenset({"CreateContainerConfigError", "CreateContainerError"})
+# What the kubelet says while its own Secret/ConfigMap caches or the container runtime
+# catch up (a just-created Secret, a busy API server or node): it retries by itself, so
+# this is a wait. A missing Secret, key or ConfigMap is named at once.
+TRANSIENT_START_MESSAGES = (
+    "failed to sync",
+    "timed out waiting for the condition",
+    "context deadline exceeded",
+    "is already in use",
+)
+
+
+def start_refusal(waiting: Any, image: str | None) -> str | None:
+    """Why a waiting container (a V1ContainerStateWaiting) will never start, or None while
+    it is starting, or while the kubelet is still catching up and will retry by itself."""
+    if waiting is None:
+        return None
+    if waiting.reason in IMAGE_ERRORS:
+        return f"image '{image}' cannot be pulled ({waiting.reason}): {waiting.message}"
+    if waiting.reason in CONFIG_ERRORS and not any(
+        m in (waiting.message or "") for m in TRANSIENT_START_MESSAGES
+    ):
+        return f"container cannot start ({waiting.reason}): {waiting.message}"
+    return None
 
 
 def terminated_reason(state: Any, limit: str | None, container: str | None = None) -> str:
@@ -161,11 +184,9 @@ def fatal_pod_reason(pod: Any, crash_is_fatal: bool) -> str | None:
             return unschedulable_reason(cond.message or "")
     init = {id(s) for s in pod.status.init_container_statuses or []}
     for status in _statuses(pod):
-        waiting = status.state.waiting
-        if waiting and waiting.reason in IMAGE_ERRORS:
-            return f"image '{status.image}' cannot be pulled ({waiting.reason}): {waiting.message}"
-        if waiting and waiting.reason in CONFIG_ERRORS:
-            return f"container cannot start ({waiting.reason}): {waiting.message}"
+        refusal = start_refusal(status.state.waiting, status.image)
+        if refusal is not None:
+            return refusal
         if crash_is_fatal:
             crashed = status.state.terminated or status.last_state.terminated
             # A completed init container (the fetch, exit 0) is the hand-off working; a
