@@ -53,7 +53,6 @@ import stat
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -66,6 +65,7 @@ from bodywork_bootstrap import (
     s3,
     status,
 )
+from bodywork_bootstrap.recordclass import field, record
 from bodywork_bootstrap.stage import seconds_argument
 
 PREFIX = "artifacts: "
@@ -85,7 +85,7 @@ class ArtifactsError(Exception):
         self.code = code
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Target:
     """Where a project's artifacts live: s3://bucket/prefix/project/."""
 
@@ -173,7 +173,7 @@ def default_manifest(directory: Path) -> Path:
     return directory.absolute().parent / MANIFEST_NAME
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Entry:
     size: int
     md5: str
@@ -256,7 +256,7 @@ def _size(n: int) -> str:
     return f"{n} B"  # pragma: no cover
 
 
-@dataclass
+@record
 class Summary:
     """What a pull or push did, for its one line and for tests."""
 

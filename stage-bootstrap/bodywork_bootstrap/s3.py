@@ -36,9 +36,10 @@ import time
 import urllib.parse
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
+
+from bodywork_bootstrap.recordclass import field, record
 
 DEFAULT_REGION = "us-east-1"
 SERVICE = "s3"
@@ -86,7 +87,7 @@ class S3Error(Exception):
         self.status = status
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Credentials:
     access_key: str
     secret_key: str = field(repr=False)
@@ -190,7 +191,7 @@ def sign(
 
 
 # ---------------------------------------------------------------------- objects and files
-@dataclass(frozen=True)
+@record(frozen=True)
 class S3Object:
     key: str
     size: int
@@ -249,7 +250,7 @@ def part_size_for(size: int, wanted: int = PART_SIZE) -> int:
 
 
 # ---------------------------------------------------------------------- the client
-@dataclass
+@record
 class _Response:
     status: int
     headers: dict[str, str]

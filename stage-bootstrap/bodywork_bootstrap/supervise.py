@@ -28,9 +28,10 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from bodywork_bootstrap.recordclass import record
 
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 STOP_GRACE_SECONDS = 10.0  # SIGTERM first, as Kubernetes does; SIGKILL after this
@@ -271,7 +272,7 @@ def listening(port: int) -> bool:
         return False
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Limits:
     """What the module's run is held to, each counted from the moment its process starts."""
 
@@ -282,12 +283,14 @@ class Limits:
     leftover_grace_seconds: float = LEFTOVER_GRACE_SECONDS
 
 
+NO_LIMITS = Limits()  # frozen: one shared default is safe
+
 RAN = "ran"  # the module exited on its own (or on a forwarded signal)
 RUN_TIMED_OUT = "run timed out"
 NOT_READY = "not ready"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Outcome:
     code: int  # the module's exit status; killed by signal N → 128+N, as shells do
     how: str  # RAN, RUN_TIMED_OUT or NOT_READY
@@ -299,7 +302,7 @@ def run_child(
     command: list[str],
     cwd: Path,
     env: dict[str, str],
-    limits: Limits = Limits(),
+    limits: Limits = NO_LIMITS,
     say: Callable[[str], None] = lambda message: None,
     on_ready: Callable[[float], None] = lambda at: None,
 ) -> Outcome:

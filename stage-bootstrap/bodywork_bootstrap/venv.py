@@ -36,11 +36,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from bodywork_bootstrap import envnames, redaction, supervise
+from bodywork_bootstrap.recordclass import record
 
 READY_MARKER = ".bodywork-ready"  # written last: a venv without it is incomplete
 _REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -376,7 +376,7 @@ REUSED, NONE, LOCKED, LOCKED_ONLINE, RESOLVED = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Venv:
     python: Path  # its interpreter
     how: str  # REUSED, or how it was built: NONE (no requirements), LOCKED, LOCKED_ONLINE...
@@ -461,7 +461,7 @@ def ensure_venv(
         return Venv(python, how)
 
 
-@dataclass
+@record
 class _Build:
     """Installing one requirement set into a new venv: offline from its resolution (the
     lock) when there is one, else resolving once and keeping the lock for next time."""

@@ -3,8 +3,10 @@
 Each command runs in a fresh interpreter (`bodywork.cli.main.main([...])` in-process there),
 which then prints the modules it loaded. The Kubernetes client (0.2-0.4 s), GitPython (no
 longer a dependency: the git executable answers what it did), asyncio (which structlog pulls
-in), urllib.request (only a webhook needs it) and tenacity (only a git URL is retried) are
-left out of the commands that do not need them. bench/bench_cli.py prints the times.
+in), urllib.request (only a webhook needs it), tenacity (only a git URL is retried) and
+dataclasses (it compiles each class's methods and imports `inspect`: the code's records are
+bodywork_bootstrap.recordclass) are left out of the commands that do not need them.
+bench/bench_cli.py prints the times.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from tests.local.projects import batch_stage, project_ini
 
 HEAVY = (
     "kubernetes", "git", "asyncio", "structlog", "urllib.request", "tenacity", "yaml",
-    "bodywork_bootstrap.s3", "concurrent.futures",
+    "bodywork_bootstrap.s3", "concurrent.futures", "dataclasses", "inspect",
 )  # fmt: skip
 # What a local `validate` does not use either: the plan (a validate pins nothing), OpenSSL's
 # hashlib (only an over-long object name is hashed), json (only -o json) and the cron

@@ -6,7 +6,6 @@ checked against `bodywork.core.config.schema`, so neither can drift from it.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 
 from bodywork.core import config
 from bodywork.core.config import schema
+from bodywork_bootstrap import recordclass
 from tests.conftest import REPO_ROOT
 
 README = REPO_ROOT / "README.md"
@@ -92,7 +92,7 @@ def test_readme_bodywork_ini_example_uses_only_schema_keys() -> None:
 
 def field_defaults(cls: type) -> dict[str, Any]:
     return {
-        f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING
+        f.name: f.default for f in recordclass.fields(cls) if f.default is not recordclass.MISSING
     }
 
 

@@ -4,7 +4,7 @@
 
 - `core` is pure: no Kubernetes client, no git, no subprocesses, sockets or HTTP, no
   threads, no logging set-up and no environment variables. It may use the stdlib-only
-  `bodywork_bootstrap.redaction` and the bootstrapper's exit-code table.
+  `bodywork_bootstrap.redaction`, `.recordclass` and the bootstrapper's exit-code table.
 - `logs` is the loggers every outer layer writes to: structlog, and nothing of git,
   Kubernetes or the network.
 - `k8s` is the one API seam: it never runs git or subprocesses.
@@ -45,7 +45,10 @@ CORE_MAY_USE_BOOTSTRAP = {
     "bodywork_bootstrap",
     "bodywork_bootstrap.redaction",
     "bodywork_bootstrap.envnames",
+    "bodywork_bootstrap.recordclass",
 }
+# Read by type checkers from their own stubs, under `if TYPE_CHECKING:`: never run in a pod.
+BOOTSTRAP_MAY_TYPE_CHECK = {"typing_extensions"}
 ENVIRON = {"environ", "environb", "getenv", "getenvb", "putenv", "system", "popen"}
 
 
@@ -54,6 +57,7 @@ class Edge:
     module: str  # dotted name of the importing module
     imported: str  # dotted name it imports (for `from a import b`: a.b when b is a module)
     line: int
+    typing_only: bool = False  # under `if TYPE_CHECKING:`: read by type checkers, never run
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -74,17 +78,27 @@ def imports_of(source: str, module: str, is_package: bool) -> list[Edge]:
     """Every import in the module, anywhere in its body, resolved to absolute names."""
     edges: list[Edge] = []
     package = module if is_package else module.rpartition(".")[0]
-    for node in ast.walk(ast.parse(source)):
+    tree = ast.parse(source)
+    typing_only = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If)
+        and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
+        for statement in node.body
+        for inner in ast.walk(statement)
+    }
+    for node in ast.walk(tree):
+        only = id(node) in typing_only
         if isinstance(node, ast.Import):
-            edges += [Edge(module, alias.name, node.lineno) for alias in node.names]
+            edges += [Edge(module, alias.name, node.lineno, only) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 anchor = package.split(".")
                 anchor = anchor[: len(anchor) - (node.level - 1)]
                 base = ".".join([*anchor, base] if base else anchor)
-            edges.append(Edge(module, base, node.lineno))
-            edges += [Edge(module, f"{base}.{alias.name}", node.lineno) for alias in node.names]
+            edges.append(Edge(module, base, node.lineno, only))
+            edges += [Edge(module, f"{base}.{a.name}", node.lineno, only) for a in node.names]
         elif isinstance(node, ast.Call) and (
             (isinstance(node.func, ast.Name) and node.func.id == "__import__")
             or (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
@@ -122,6 +136,8 @@ def violations(root: Path) -> list[str]:
                 found.append(f"{where}: dynamic import (the contract cannot follow it)")
             elif module.startswith("bodywork_bootstrap"):
                 allowed = {"bodywork_bootstrap", *BOOTSTRAP_MAY_TRY, *sys.stdlib_module_names}
+                if edge.typing_only:
+                    allowed |= BOOTSTRAP_MAY_TYPE_CHECK
                 if top not in allowed:
                     found.append(f"{where}: the bootstrapper imports {edge.imported}")
             elif layer is None:
@@ -130,8 +146,9 @@ def violations(root: Path) -> list[str]:
                 if layer == "root" or LAYERS.index(target) > LAYERS.index(layer):
                     found.append(f"{where}: {layer} imports the outer layer {edge.imported}")
             elif layer == "core" and top == "bodywork_bootstrap":
-                if edge.imported not in CORE_MAY_USE_BOOTSTRAP and not edge.imported.startswith(
-                    "bodywork_bootstrap.redaction."
+                parent = edge.imported.rpartition(".")[0]  # a name from an allowed module
+                if edge.imported not in CORE_MAY_USE_BOOTSTRAP and (
+                    parent == "bodywork_bootstrap" or parent not in CORE_MAY_USE_BOOTSTRAP
                 ):
                     found.append(f"{where}: core imports {edge.imported}")
             elif top in FORBIDDEN.get(layer, set()):
@@ -210,6 +227,10 @@ def write(root: Path, files: dict[str, str]) -> Path:
             {"bodywork_bootstrap/stage.py": "from bodywork.core import plan\n"},
             "bodywork_bootstrap.stage:1: the bootstrapper imports bodywork.core",
         ),
+        (  # type checkers' stubs only where they are read by type checkers alone
+            {"bodywork_bootstrap/stage.py": "from typing_extensions import Self\n"},
+            "bodywork_bootstrap.stage:1: the bootstrapper imports typing_extensions",
+        ),
         (
             {"bodywork/core/a.py": "import importlib\nm = importlib.import_module('git')\n"},
             "bodywork.core.a:2: dynamic import (the contract cannot follow it)",
@@ -233,7 +254,9 @@ def test_checker_allows_inward_and_same_layer_imports(tmp_path):
             "bodywork/core/records.py": "from bodywork.core import names\n"
             "from bodywork_bootstrap.redaction import redact\n",
             "bodywork_bootstrap/stage.py": "import subprocess\n"
-            "from bodywork_bootstrap import venv\n",
+            "from bodywork_bootstrap import venv\n"
+            "from typing import TYPE_CHECKING\n"
+            "if TYPE_CHECKING:\n    from typing_extensions import Self\n",
         },
     )
     assert violations(root) == []

@@ -18,10 +18,10 @@ import argparse
 import posixpath
 import shlex
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import NoReturn
 
 from bodywork.core.errors import UsageError
+from bodywork_bootstrap.recordclass import field, record
 from bodywork_bootstrap.redaction import redact
 
 # First words only the original had (v1/v2 argparse, v3 typer).
@@ -58,7 +58,7 @@ class _OldParser(argparse.ArgumentParser):
         raise _Refused(message)
 
 
-@dataclass
+@record
 class _Today:
     """Today's argv for an original line, what changed in meaning, what the note hides."""
 

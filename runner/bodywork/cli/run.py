@@ -128,16 +128,15 @@ def table_detail(reason: str) -> str:
 def report(outcome: results.RunOutcome) -> None:
     """Print the run summary; on failure, the failed stage's last lines, then raise. Reasons
     are capped for printing (`cap_reason`); the outcome itself keeps them whole."""
-    import dataclasses
-
     from bodywork.core import results
+    from bodywork_bootstrap.recordclass import replace
 
     def shown(result: results.StageResult) -> results.StageResult:
-        return dataclasses.replace(result, reason=table_detail(result.reason))
+        return replace(result, reason=table_detail(result.reason))
 
     print(
         results.format_summary(
-            dataclasses.replace(
+            replace(
                 outcome,
                 results=[shown(r) for r in outcome.results],
                 on_failure=shown(outcome.on_failure) if outcome.on_failure else None,

@@ -465,7 +465,7 @@ def with_artifacts_backend(
 ) -> objects.RunSettings:
     """`run_settings` with the artifacts flags given (objects.with_project_storage later
     lets each win over the project's own key)."""
-    import dataclasses
+    from bodywork_bootstrap.recordclass import replace
 
     chosen = {k: v for k, v in artifacts_backend(args).items() if v is not None}
-    return dataclasses.replace(run_settings, **chosen)  # type: ignore[arg-type]
+    return replace(run_settings, **chosen)

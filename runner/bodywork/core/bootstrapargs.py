@@ -8,12 +8,12 @@ and the bootstrapper's flags are written once. Pure.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from bodywork.core.plan import StageSpec
+from bodywork_bootstrap.recordclass import record
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class StagePaths:
     """Where one stage's bootstrapper keeps things; each executor has its own layout."""
 

@@ -19,7 +19,8 @@ Pure: no I/O.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from bodywork_bootstrap.recordclass import record
 
 MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 EVERY = "@every "
@@ -33,7 +34,7 @@ _GO_DURATION = re.compile(
 EXAMPLE = '"0 3 * * *" (03:00 every day) or @daily'
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Field:
     name: str
     low: int

@@ -21,14 +21,15 @@ too long, standard output closed) is exit 1, naming the path and the errno; Ctrl
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from bodywork_bootstrap.recordclass import record
 
 
 class BodyworkError(Exception):
     exit_code = 1
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Problem:
     """One thing wrong with a project's configuration."""
 

@@ -8,15 +8,15 @@ and `render` can show it without running anything.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 from bodywork.core import names
 from bodywork.core.config import ProjectConfig, StageConfig
 from bodywork_bootstrap import envnames
+from bodywork_bootstrap.recordclass import record, replace
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Source:
     """Where the code comes from: one repo at one commit, for the whole run."""
 
@@ -26,7 +26,7 @@ class Source:
     project_dir: str = ""  # project root inside the repo; "" = the repo root
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class StageSpec:
     project: str
     run_id: str
@@ -55,13 +55,13 @@ class StageSpec:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Step:
     number: int  # 1-based, as users count steps in the DAG string
     stages: tuple[StageSpec, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Plan:
     project: str
     run_id: str

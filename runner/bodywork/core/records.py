@@ -10,13 +10,13 @@ Pure: building and parsing a record. `bodywork.k8s.recordstore` writes and reads
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Any
 
 from bodywork.core import names, objects
 from bodywork.core.plan import Plan
 from bodywork.core.results import RunOutcome, StageResult
+from bodywork_bootstrap.recordclass import asdict
 from bodywork_bootstrap.redaction import redact
 
 RECORD_ROLE = "run-record"

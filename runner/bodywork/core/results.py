@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
+
+from bodywork_bootstrap.recordclass import field, record
 
 SUCCEEDED, FAILED, TIMED_OUT, STOPPED, NOT_RUN, SKIPPED = (
     "succeeded",
@@ -20,7 +21,7 @@ SUCCEEDED, FAILED, TIMED_OUT, STOPPED, NOT_RUN, SKIPPED = (
 )
 
 
-@dataclass
+@record
 class StageResult:
     stage: str
     stage_type: str
@@ -108,7 +109,7 @@ def setup_seconds(lines: Iterable[str]) -> float | None:
     return found
 
 
-@dataclass
+@record
 class RunOutcome:
     run_id: str
     commit: str

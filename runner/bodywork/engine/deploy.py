@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
@@ -20,6 +19,7 @@ from bodywork.core import objects, records
 from bodywork.core.errors import ClusterError
 from bodywork.k8s import kube, podstatus, recordstore, streams
 from bodywork.logs.logger import get_logger
+from bodywork_bootstrap.recordclass import record
 
 log = get_logger("bodywork.engine.deploy")
 FOLLOW_START_SECONDS = 300  # the controller pod must start within this (image pull etc.)
@@ -27,7 +27,7 @@ Printer = Callable[[str], None]
 
 
 # ---------------------------------------------------------------------------- install
-@dataclass
+@record
 class Change:
     kind: str
     name: str

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from bodywork.core.plan import Source
 
 # gitfetch (subprocess, selectors, threads: ~15 ms) is imported by the functions that run git,
-# and the plan (its dataclasses, secrets, datetime: ~6 ms) by those that pin a Source, so
+# and the plan (its record classes, secrets, datetime: ~6 ms) by those that pin a Source, so
 # `bodywork validate PATH`, which only asks `is_url`, starts without them.
 
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bodywork.core.errors import BodyworkError, UsageError
 from bodywork.core.plan import Plan
 from bodywork_bootstrap import EXIT_ARTIFACTS_CONFIG, envnames
+from bodywork_bootstrap.recordclass import field, record
 
 if TYPE_CHECKING:
     from bodywork_bootstrap import artifacts, s3
@@ -37,7 +37,7 @@ FIX = (
 )
 
 
-@dataclass
+@record
 class BucketSync:
     """The project's bucket prefix and its local directory; one transfer at a time."""
 

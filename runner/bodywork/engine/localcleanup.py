@@ -30,11 +30,11 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from bodywork.engine import locallock
 from bodywork.engine.executors.local import COMMITS_DIR
+from bodywork_bootstrap.recordclass import field, record
 
 RECENT_SECONDS = 600.0  # used this recently: kept, whatever the bounds say
 RUNS, VENVS, UV_CACHE = "runs", "venvs", "uv-cache"
@@ -42,7 +42,7 @@ RUNS, VENVS, UV_CACHE = "runs", "venvs", "uv-cache"
 Printer = Callable[[str], None]
 
 
-@dataclass
+@record
 class Item:
     kind: str  # "run folder", "venv", "venv lock", "cached commit", "uv cache", "lock file"
     path: Path
@@ -52,7 +52,7 @@ class Item:
     companions: tuple[Path, ...] = field(default=())  # removed with it (a venv's .lock)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Process:
     pid: int
     argv: tuple[str, ...]

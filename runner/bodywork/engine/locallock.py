@@ -24,12 +24,12 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bodywork.core.errors import RunInProgress
 from bodywork.engine.localproject import ProjectIdentity
+from bodywork_bootstrap.recordclass import record
 
 LOCKS = "locks"
 SUFFIX = ".lock"
@@ -39,7 +39,7 @@ UNNAMED_HOLDER_ATTEMPTS = 10
 UNNAMED_HOLDER_PAUSE_SECONDS = 0.1
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Holder:
     """Who holds a project's lock, as its lock file says (each field may be missing)."""
 

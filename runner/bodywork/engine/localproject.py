@@ -26,12 +26,12 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bodywork.core.errors import UsageError
 from bodywork.core.plan import Plan
 from bodywork_bootstrap import envnames
+from bodywork_bootstrap.recordclass import asdict, record
 from bodywork_bootstrap.redaction import redact
 
 PROJECTS = "projects"
@@ -41,7 +41,7 @@ HASH_CHARS = 10  # 40 bits: a collision is named by project.json, never silently
 MAX_KEY_CHARS = 63  # a readable folder name (and far below a file name's 255 bytes)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ProjectIdentity:
     name: str  # PROJECT_NAME as planned (a Kubernetes name, at most 63 characters)
     location: str  # the repository: its URL, or its working tree as a file:// URI

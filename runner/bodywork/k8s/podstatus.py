@@ -22,7 +22,6 @@ whether waiting could help (`permanent`).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -31,6 +30,7 @@ from bodywork.core.objects import conventions
 from bodywork.core.results import TIMED_OUT
 from bodywork.k8s import refusals
 from bodywork_bootstrap import ARTIFACTS_EXIT_CODES, BOOTSTRAP_EXIT_CODES, TIME_LIMIT_EXIT_CODES
+from bodywork_bootstrap.recordclass import record
 
 IMAGE_ERRORS = frozenset(
     {"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName"}
@@ -228,7 +228,7 @@ _MISSING_OBJECT = re.compile(r'(?:secret|configmap) "[^"]+" not found')
 _VOLUME_REASONS = ("FailedAttachVolume", "FailedMount")
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class VolumeProblem:
     cause: str  # one of the names above
     reason: str  # the kubelet's, scheduler's or claim's words, and the fix

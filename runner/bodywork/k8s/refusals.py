@@ -15,12 +15,12 @@ the lab (tests/unit/fixtures/k8s/event-*.json, deployment-refused-*.json).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from decimal import Decimal
 
 from kubernetes.utils import parse_quantity
 
 from bodywork.core.objects import conventions
+from bodywork_bootstrap.recordclass import record
 
 SERVICE_ACCOUNT = "service account missing"
 QUOTA = "ResourceQuota"
@@ -65,7 +65,7 @@ _WEBHOOK = re.compile(r'admission webhook "(?P<name>[^"]+)" denied the request: 
 _WEBHOOK_UNREACHABLE = re.compile(r'failed calling webhook "(?P<name>[^"]+)": ')
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Refusal:
     cause: str  # one of the names above
     reason: str  # what refused the pod, in the API's words, and the fix

@@ -2,7 +2,7 @@
 
 `schema` declares every key once for both formats (type, default, bounds, why, its place
 in each file), `kubevalues` checks the Kubernetes-shaped values of a stage's placement
-(resource names, labels, tolerations, Secret names), `model` the frozen dataclasses,
+(resource names, labels, tolerations, Secret names), `model` the frozen record classes,
 `inifiles` and `yamlfile` read the two formats, `reader.parse_project` parses a project
 reporting *every* problem at once with file, key, line and a fix, `checks` holds the
 cross-field and cross-file rules and `docs` generates docs/configuration.md's tables from

@@ -9,16 +9,16 @@ services on one port) and builds the `ProjectConfig`. `Draft.where` turns a proj
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from bodywork.core.config.model import StageConfig
 from bodywork.core.config.schema import Key
+from bodywork_bootstrap.recordclass import record
 
 Where = Callable[[str | None, Key[Any]], tuple[str, str, int | None]]
 
 
-@dataclass
+@record
 class Draft:
     file: str  # bodywork.ini or bodywork.yaml
     values: dict[str, Any]  # ProjectConfig field → value, from the project keys

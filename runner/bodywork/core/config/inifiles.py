@@ -13,7 +13,6 @@ from __future__ import annotations
 import configparser
 import re
 import sys
-from dataclasses import dataclass
 from typing import Any
 
 from bodywork.core import dag
@@ -23,6 +22,7 @@ from bodywork.core.config.draft import Draft, severity
 from bodywork.core.config.model import ProjectFiles, StageConfig, StageDir
 from bodywork.core.config.schema import Key
 from bodywork.core.errors import Problem
+from bodywork_bootstrap.recordclass import record
 
 _NO_DEFAULT_SECTION = "\0none"  # stop configparser treating [DEFAULT] specially
 _COMMENT_PREFIXES = ("#", ";")  # configparser's full-line ones, and our inline ones
@@ -32,7 +32,7 @@ _BOM = "\ufeff"
 
 
 # ---------------------------------------------------------------------------- ini text
-@dataclass
+@record
 class Ini:
     """A parsed ini file with case-insensitive sections and keys and their line numbers."""
 
@@ -75,7 +75,7 @@ def _inline_cut_earliest(line: str) -> int | None:
 _inline_cut = _inline_cut_earliest if sys.version_info >= (3, 13) else _inline_cut_by_rounds
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Fatal:
     """An error configparser stops at: a key before any section, a section or key twice."""
 
@@ -90,7 +90,7 @@ _KEY_LINE = re.compile(r"^[^\s#;][^=:]*[=:]")
 _KEY_END = re.compile(r"[=:]")
 
 
-@dataclass
+@record
 class _Read:
     """What configparser (strict, our comment prefixes, no interpolation, no [DEFAULT]) makes
     of a text: the unparsable lines, the fatal error it stops at, and each section's keys

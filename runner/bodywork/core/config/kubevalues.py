@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+
+from bodywork_bootstrap.recordclass import record
 
 INT64_MAX = 2**63 - 1  # Kubernetes' int64 fields (tolerationSeconds) and quantities
 LABEL_NAME_MAX = 63  # a label value, or a qualified name's part after the '/'
@@ -147,7 +148,7 @@ def secret_name(text: str) -> str:
 
 
 # ---------------------------------------------------------------------------- tolerations
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Toleration:
     """One of a pod's tolerations, as Kubernetes has it: `key` "" with Exists tolerates every
     taint, `effect` "" every effect; `seconds` (NoExecute only) bounds the stay on a node

@@ -1,4 +1,4 @@
-"""The parsed configuration: frozen dataclasses, and the snapshot of files parsing reads.
+"""The parsed configuration: frozen record classes, and the snapshot of files parsing reads.
 
 `StageConfig` (with its `Toleration`s, from `kubevalues`) and `ProjectConfig` are what the
 rest of Bodywork plans and runs from, read from either format; `ProjectFiles` and `StageDir`
@@ -9,16 +9,16 @@ No default is written here: each field that has one takes it from its `schema.Ke
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from bodywork.core.config import schema as s
 from bodywork.core.config.kubevalues import Toleration
 from bodywork.core.errors import Problem
+from bodywork_bootstrap.recordclass import field, record
 
 __all__ = ["ProjectConfig", "ProjectFiles", "StageConfig", "StageDir", "Toleration"]
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class StageConfig:
     name: str
     stage_type: str
@@ -62,7 +62,7 @@ class StageConfig:
         return "/".join(filter(None, [self.module_dir, s.REQUIREMENTS_FILE]))
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class ProjectConfig:
     project_name: str
     dag: tuple[tuple[str, ...], ...]
@@ -84,7 +84,7 @@ class ProjectConfig:
     warnings: tuple[Problem, ...] = ()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class StageDir:
     """What config validation needs to know about one directory of the project."""
 
@@ -92,7 +92,7 @@ class StageDir:
     files: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ProjectFiles:
     """A snapshot of a project's configuration texts and the files it holds.
 

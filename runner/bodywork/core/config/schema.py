@@ -2,7 +2,7 @@
 
 Every key is a `Key` here: its `bodywork.ini`/`config.ini` section and name, its place in
 `bodywork.yaml` (`yaml`), its value parser (type and bounds, with the words the docs use for
-them), default and why. The dataclasses in `model` take their field defaults from these
+them), default and why. The record classes in `model` take their field defaults from these
 keys, README.md's stage table is checked against them (tests/unit/test_config_schema.py),
 and docs/configuration.md is generated from them (`docs.configuration_tables`), so a default
 is written once. Also the file names, stage types, known sections and the patterns a secret
@@ -18,10 +18,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from bodywork.core.config import kubevalues as kv
+from bodywork_bootstrap.recordclass import record
 
 T = TypeVar("T")
 
@@ -79,7 +79,7 @@ ORIGINAL_IMAGE = re.compile(
 
 
 # ---------------------------------------------------------------------------- value types
-@dataclass(frozen=True)
+@record(frozen=True)
 class Parser(Generic[T]):
     """A value parser: text → value, or ValueError saying what is expected; `accepts` is that
     expectation in the words of docs/configuration.md."""
@@ -266,11 +266,11 @@ class ItemErrors(ValueError):
         self.messages = messages
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Key(Generic[T]):
     """One configuration key: where it lives in each format, how to parse it, default and why.
 
-    `section`/`name`: the ini section and key (also the dataclass field); for a key only
+    `section`/`name`: the ini section and key (also the record field); for a key only
     bodywork.yaml has (`ini=False`) the section is the stage part it belongs to. `yaml`: its
     path in bodywork.yaml (see the module doc), None when only the ini files have it. `shape`:
     - "value": one value, `parse`d;
@@ -337,7 +337,7 @@ class Key(Generic[T]):
 
 
 def default_of(key: Key[T]) -> T:
-    """The default of a key that has one: what a dataclass field defaults to."""
+    """The default of a key that has one: what a record field defaults to."""
     if key.default is None:
         raise ValueError(f"{key.name.upper()} has no default")
     return key.default

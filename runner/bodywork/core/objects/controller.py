@@ -8,8 +8,6 @@ they are equal). Names come from `conventions`. Pure: no client, no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
 from bodywork.core import names
 from bodywork.core.objects import conventions as conv
 from bodywork.core.objects.stage import (
@@ -19,6 +17,7 @@ from bodywork.core.objects.stage import (
     git_ssh_volume,
     locked_down,
 )
+from bodywork_bootstrap.recordclass import record, replace
 
 # What the controller may do, in its namespace only. manifests/role.yaml carries the same
 # rules with a comment justifying each verb (tests/unit check the two are equal).
@@ -70,7 +69,7 @@ def build_install_objects(namespace: str) -> list[Manifest]:
     ]  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class ControllerRun:
     """What a controller Job is asked to run."""
 

@@ -13,18 +13,18 @@ env and SSH volume shared with the controller's pod. Names and labels come from
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
 from typing import Any
 
 from bodywork.core import bootstrapargs, deadlines, names
 from bodywork.core.objects import conventions as conv
 from bodywork.core.objects import placement, storage
 from bodywork.core.plan import Plan, StageSpec
+from bodywork_bootstrap.recordclass import record, replace
 
 Manifest = dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class RunSettings:
     """Operator knobs for a cluster run (flags and env, read in cli.py)."""
 

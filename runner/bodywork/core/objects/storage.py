@@ -19,12 +19,12 @@ pod mounts no claim in any mode. Pure: no client, no I/O.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bodywork.core import names
 from bodywork.core.errors import ConfigError, Problem
 from bodywork.core.objects import conventions as conv
+from bodywork_bootstrap.recordclass import record
 
 if TYPE_CHECKING:
     from bodywork.core.objects.stage import RunSettings
@@ -41,7 +41,7 @@ class StorageError(ConfigError):
         super().__init__([Problem(SETTINGS_FILE, message, key=key)])
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Storage:
     """The artifacts backend and cache placement of one run's pods."""
 

@@ -32,7 +32,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from bodywork.core import bootstrapargs, deadlines, results
@@ -44,6 +43,7 @@ from bodywork.engine.executors import localports
 from bodywork.engine.executors.base import LogSink
 from bodywork.logs.logger import get_logger
 from bodywork_bootstrap import BOOTSTRAP_EXIT_CODES, TIME_LIMIT_EXIT_CODES, supervise
+from bodywork_bootstrap.recordclass import field, record
 
 log = get_logger("bodywork.engine.local")
 
@@ -64,7 +64,7 @@ _E2BIG_HINT = (
 )
 
 
-@dataclass
+@record
 class LocalHandle:
     stage: StageSpec
     workdir: Path

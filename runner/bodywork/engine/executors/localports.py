@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from bodywork_bootstrap import supervise
+from bodywork_bootstrap.recordclass import record
 
 _TCP_TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
 _LISTEN = "0A"  # TCP_LISTEN in the tables' `st` column
 MAX_COMMAND_CHARS = 200  # of another process's command line in a message
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Listener:
     """A process holding a listening socket on the port: pid and command line ("" if
     hidden, as another user's are)."""

@@ -12,12 +12,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
 from bodywork.core import results
 from bodywork.core.plan import StageSpec
 from bodywork.core.results import StageResult
+from bodywork_bootstrap.recordclass import field, record
 
 LOG_TAIL_LINES = 500  # kept for the failure report and the run record (size-capped there)
 WAIT_GRACE_SECONDS = 60  # beyond a stage's backstop before the controller gives up
@@ -30,7 +30,7 @@ ENDPOINTS_POLL_SECONDS = 0.5  # Endpoints are read, not watched: how often while
 FOLLOWER_DRAIN_SECONDS = 5.0  # for a finished pod's last log lines
 
 
-@dataclass
+@record
 class KubeHandle:
     stage: StageSpec
     name: str
