@@ -27,11 +27,9 @@ seen. The oldest entries beyond CACHE_KEEP_COMMITS are removed when a new one is
 from __future__ import annotations
 
 import atexit
-import base64
 import contextlib
 import errno
 import fcntl
-import hashlib
 import math
 import os
 import re
@@ -495,6 +493,8 @@ def git_env(
         key = "http.extraHeader"
         if parts is not None:
             key = f"http.{parts.scheme}://{parts.netloc.rpartition('@')[2]}/.extraHeader"
+        import base64  # only a token's header needs it
+
         basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
         _add_config(env, key, f"Authorization: Basic {basic}")
     return env
@@ -653,6 +653,8 @@ _OBJECTS = os.path.join(".git", "objects")  # never modified in place: hard-link
 def cache_entry_name(url: str, commit: str) -> str:
     """The cache folder of `commit` fetched from `url`: the SHA, and a short hash of the URL
     (without credentials) so another repository can never answer for this one."""
+    import hashlib  # OpenSSL's load: only a fetch into the commit cache names its entry
+
     where = hashlib.sha256(redact(url).encode()).hexdigest()[:10]
     return f"{commit}-{where}"
 

@@ -18,7 +18,6 @@ pod mounts no claim in any mode. Pure: no client, no I/O.
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING, Any
 
 from bodywork.core import names
@@ -110,6 +109,8 @@ def label_value(text: str) -> str:
     label characters), else cut and ended by a hash of the whole, so two never collide."""
     if len(text) <= names.MAX_NAME_LENGTH:
         return text
+    import hashlib  # OpenSSL's load: only for a name too long to keep whole
+
     digest = hashlib.sha256(text.encode()).hexdigest()[: names.HASH_LENGTH]
     head = text[: names.MAX_NAME_LENGTH - names.HASH_LENGTH - 1].rstrip("-.")
     return f"{head}-{digest}"
